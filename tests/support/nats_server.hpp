@@ -1,0 +1,88 @@
+// Test support: a real nats-server on a free 127.0.0.1 port, and a plain cnats
+// client that watches and drives the bus from a test.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "support/process.hpp"
+
+namespace kryten::test {
+
+/// A free TCP port on 127.0.0.1 (bound and released).
+int free_port();
+
+/// Polls `condition` every `poll` until it holds or `deadline` passes.
+bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds deadline,
+                std::chrono::milliseconds poll = std::chrono::milliseconds(5));
+
+/// nats-server (found at configure time) on 127.0.0.1 and a free port. The
+/// constructor returns once the server accepts connections (10 s deadline,
+/// throws otherwise); the destructor stops it.
+class nats_server {
+public:
+  struct options {
+    std::string user;      // with password: require user/password auth
+    std::string password;
+    std::string token;     // require token auth
+  };
+  nats_server();
+  explicit nats_server(options opts);
+  ~nats_server();
+  nats_server(const nats_server&) = delete;
+  nats_server& operator=(const nats_server&) = delete;
+
+  int port() const { return port_; }
+  std::string url() const;  // nats://127.0.0.1:PORT
+  void stop();              // graceful stop, waits for exit
+  void start();             // (re)start on the same port, waits until ready
+  bool running() const;
+
+private:
+  options opts_;
+  int port_;
+  std::unique_ptr<child_process> proc_;
+};
+
+struct bus_message {
+  std::string subject;
+  std::string data;
+  std::string reply;
+};
+
+/// A cnats connection for tests: records every message on the subjects it
+/// subscribes to, publishes, and makes requests.
+class bus_client {
+public:
+  explicit bus_client(const std::string& url, const std::string& user = "",
+                      const std::string& password = "", const std::string& token = "");
+  ~bus_client();
+  bus_client(const bus_client&) = delete;
+  bus_client& operator=(const bus_client&) = delete;
+
+  /// Subscribes (wildcards allowed) and flushes, so the server knows of it on return.
+  void subscribe(const std::string& subject);
+  void publish(const std::string& subject, const std::string& data);
+  void flush();
+  /// A request with a reply inbox; nullopt on timeout.
+  std::optional<std::string> request(const std::string& subject, const std::string& data,
+                                     std::chrono::milliseconds timeout);
+  /// Every message received so far, in arrival order.
+  std::vector<bus_message> messages() const;
+  std::vector<bus_message> messages_on(const std::string& subject) const;
+  /// Waits until a message on exactly `subject` (the n-th, counting from 1) has arrived.
+  std::optional<bus_message> wait_for(const std::string& subject,
+                                      std::chrono::milliseconds deadline, std::size_t n = 1);
+  void clear();
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace kryten::test
