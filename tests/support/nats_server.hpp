@@ -79,6 +79,11 @@ public:
   std::optional<bus_message> wait_for(const std::string& subject,
                                       std::chrono::milliseconds deadline, std::size_t n = 1);
   void clear();
+  /// True while the connection is up (false while cnats is reconnecting).
+  bool connected() const;
+  /// Waits until the connection is up (e.g. after a server restart) and a
+  /// flush succeeds, so the server knows of its re-sent subscriptions.
+  bool wait_connected(std::chrono::milliseconds deadline) const;
 
 private:
   struct impl;

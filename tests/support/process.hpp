@@ -30,6 +30,7 @@ public:
 private:
   int pid_ = -1;
   std::optional<int> exit_code_;
+  std::string dir_path_;  // mkdtemp'd directory holding the two files below
   std::string out_path_;
   std::string err_path_;
 };
