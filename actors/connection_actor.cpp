@@ -1,0 +1,601 @@
+#include "actors/connection_actor.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <climits>
+#include <unordered_map>
+
+#include <caf/all.hpp>
+#include <nats/nats.h>
+
+#include "actors/log_limiter.hpp"
+#include "kryten/event_decoder.hpp"
+#include "kryten/logging.hpp"
+#include "kryten/subjects.hpp"
+
+namespace kryten::detail {
+
+namespace {
+
+using namespace std::chrono_literals;
+using drop_check_atom = caf::atom_constant<caf::atom("kdropchk")>;
+using reply_atom = caf::atom_constant<caf::atom("kreply")>;
+
+constexpr auto drop_check_interval = 1s;
+constexpr std::int64_t flush_timeout_ms = 5000;
+
+std::int64_t steady_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+           std::chrono::steady_clock::now().time_since_epoch())
+    .count();
+}
+
+std::int64_t unix_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+int clamp_limit(std::int64_t v) {
+  return v < 0 ? -1 : static_cast<int>(std::min<std::int64_t>(v, INT_MAX));
+}
+
+std::string nats_error_text(natsStatus s) {
+  natsStatus last = NATS_OK;
+  const char* detail = nats_GetLastError(&last);
+  std::string text = natsStatus_GetText(s);
+  if (detail != nullptr && *detail != '\0' && text != detail)
+    text += std::string{" ("} + detail + ")";
+  return text;
+}
+
+std::string connected_url(natsConnection* nc) {
+  char buf[256] = {0};
+  if (nc == nullptr || natsConnection_GetConnectedUrl(nc, buf, sizeof(buf)) != NATS_OK)
+    return {};
+  return redact_url(buf);
+}
+
+// -- event subscriptions: run on the subscription's cnats delivery thread ------
+
+/// Everything one channel's subscription needs on its delivery thread. Owned
+/// by cnats once subscribed: freed by the subscription's on-complete callback,
+/// after the last message callback has returned.
+struct event_subscription {
+  std::string subject;
+  std::shared_ptr<handler_registry> registry;
+  std::shared_ptr<subscription_stats> stats;
+  std::shared_ptr<spdlog::logger> log;
+  event_decoder decoder;
+  log_limiter limiter;
+  std::string lowercase_name;  // reused buffer
+  std::vector<const handler_route*> matched;
+
+  void handle(const char* subj, std::string_view body);
+  void report_bad(decode_error err, const char* subj, std::size_t size);
+  void report_drop(const handler_route& route);
+};
+
+void event_subscription::handle(const char* subj, std::string_view body) {
+  auto arrived = steady_ns();
+  bump(stats->received);
+  stats->last_event_unix_ns.store(unix_ns(), std::memory_order_relaxed);
+  event_envelope env;
+  if (auto err = decoder.decode_envelope(body, env); err != decode_error::none) {
+    bump(stats->decode_errors[static_cast<std::size_t>(err)]);
+    report_bad(err, subj, body.size());
+    return;
+  }
+  lowercase_name.assign(env.event_name);
+  for (auto& c : lowercase_name)
+    if (c >= 'A' && c <= 'Z')
+      c = static_cast<char>(c - 'A' + 'a');
+  matched.clear();
+  for (auto& route : registry->current())
+    if (route.matches(lowercase_name, env.channel, env.domain))
+      matched.push_back(&route);
+  if (matched.empty()) {
+    bump(stats->unmatched);
+    return;
+  }
+  env.subject = subj;
+  env.received_ns = arrived;
+  auto typed = decoder.to_typed(std::move(env));
+  auto msg = std::visit([](auto& x) { return caf::make_message(std::move(x)); }, typed);
+  for (auto* route : matched)
+    if (!offer(*route, msg))
+      report_drop(*route);
+}
+
+void event_subscription::report_bad(decode_error err, const char* subj, std::size_t size) {
+  std::uint64_t suppressed = 0;
+  if (limiter.admit(to_string(err), suppressed))
+    log->warn("skipped bad message on {} [{}], {} bytes{}", subj, to_string(err), size,
+              suppressed ? fmt::format(" ({} more like it suppressed)", suppressed) : "");
+}
+
+void event_subscription::report_drop(const handler_route& route) {
+  std::uint64_t suppressed = 0;
+  if (limiter.admit("drop:" + route.label, suppressed))
+    log->warn("handler {} is {} events behind (its queue limit): event dropped{}", route.label,
+              route.capacity,
+              suppressed ? fmt::format(" ({} more dropped since)", suppressed) : "");
+}
+
+void on_event_msg(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+  auto* sub = static_cast<event_subscription*>(closure);
+  sub->handle(natsMsg_GetSubject(msg),
+              std::string_view{natsMsg_GetData(msg),
+                               static_cast<std::size_t>(natsMsg_GetDataLength(msg))});
+  natsMsg_Destroy(msg);
+}
+
+template <class T>
+void delete_closure(void* closure) {
+  delete static_cast<T*>(closure);
+}
+
+// -- plain subscriptions and request replies -------------------------------------
+
+struct plain_subscription {
+  handler_route route;
+};
+
+void on_plain_msg(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+  auto* sub = static_cast<plain_subscription*>(closure);
+  auto reply = natsMsg_GetReply(msg);
+  bus_message m{natsMsg_GetSubject(msg),
+                std::string{natsMsg_GetData(msg),
+                            static_cast<std::size_t>(natsMsg_GetDataLength(msg))},
+                reply ? reply : ""};
+  natsMsg_Destroy(msg);
+  offer(sub->route, caf::make_message(std::move(m)));
+}
+
+struct reply_inbox {
+  caf::actor owner;
+  std::size_t prefix_len;  // "_INBOX.xxx." : the token follows
+};
+
+void on_reply_msg(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+  auto* inbox = static_cast<reply_inbox*>(closure);
+  std::string_view subject = natsMsg_GetSubject(msg);
+  auto token = std::strtoull(std::string{subject.substr(inbox->prefix_len)}.c_str(), nullptr, 10);
+  bool no_responders = natsMsg_IsNoResponders(msg);
+  std::string data{natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg))};
+  natsMsg_Destroy(msg);
+  caf::anon_send(inbox->owner, reply_atom::value, static_cast<std::uint64_t>(token),
+                 std::move(data), no_responders);
+}
+
+// -- connection-level callbacks: cnats' callback thread ---------------------------
+
+struct connection_events {
+  caf::actor owner;
+  std::shared_ptr<connection_stats> stats;
+  std::shared_ptr<spdlog::logger> log;
+  log_limiter limiter;
+};
+
+void send_status(void* closure, connection_state state, natsConnection* nc, std::string reason) {
+  auto* ev = static_cast<connection_events*>(closure);
+  connection_status st{state, connected_url(nc), std::move(reason), unix_ns()};
+  caf::anon_send(ev->owner, nats_event_atom::value, std::move(st));
+}
+
+void on_disconnected(natsConnection* nc, void* closure) {
+  send_status(closure, connection_state::disconnected, nc, "Connection lost");
+}
+
+void on_reconnected(natsConnection* nc, void* closure) {
+  send_status(closure, connection_state::connected, nc, "");
+}
+
+void on_closed(natsConnection* nc, void* closure) {
+  send_status(closure, connection_state::closed, nc, "Connection closed");
+  delete static_cast<connection_events*>(closure);  // the last callback cnats makes
+}
+
+void on_async_error(natsConnection*, natsSubscription* sub, natsStatus err, void* closure) {
+  auto* ev = static_cast<connection_events*>(closure);
+  auto subject = sub ? natsSubscription_GetSubject(sub) : nullptr;
+  std::string where = subject ? subject : "connection";
+  if (err == NATS_SLOW_CONSUMER)
+    bump(ev->stats->slow_consumer_errors);
+  else
+    bump(ev->stats->nats_errors);
+  std::uint64_t suppressed = 0;
+  if (ev->limiter.admit(std::string{natsStatus_GetText(err)} + where, suppressed))
+    ev->log->error("NATS error on {}: {}{}", where, natsStatus_GetText(err),
+                   suppressed ? fmt::format(" ({} more suppressed)", suppressed) : "");
+}
+
+// -- the actor --------------------------------------------------------------------
+
+struct subscription_handle {
+  natsSubscription* sub = nullptr;
+  std::shared_ptr<subscription_stats> stats;  // null for plain subscriptions
+  std::int64_t dropped_seen = 0;
+};
+
+struct connection_actor_state {
+  connection_spec spec;
+  natsConnection* conn = nullptr;
+  connection_status status;
+  std::vector<subscription_handle> event_subs;
+  std::vector<subscription_handle> plain_subs;
+  natsSubscription* inbox_sub = nullptr;
+  std::string inbox_prefix;
+  std::uint64_t next_token = 1;
+  std::unordered_map<std::uint64_t, caf::response_promise> pending_requests;
+  log_limiter limiter;
+  bool drop_checks_running = false;
+  static inline const char* name = "kryten.connection";
+};
+
+using connection_self = caf::stateful_actor<connection_actor_state>;
+
+void set_status(connection_self* self, connection_status st) {
+  auto& s = self->state;
+  auto previous = s.status.state;
+  if (st.server.empty())
+    st.server = s.status.server;
+  s.status = std::move(st);
+  if (s.status.state == connection_state::connected && previous == connection_state::disconnected)
+    bump(s.spec.stats->reconnects);
+  if (s.status.state == connection_state::disconnected)
+    bump(s.spec.stats->disconnects);
+  switch (s.status.state) {
+    case connection_state::connected:
+      s.spec.log->info("connected to NATS at {}", s.status.server);
+      break;
+    case connection_state::disconnected:
+      s.spec.log->warn("disconnected from NATS ({}): {}", s.status.server, s.status.reason);
+      break;
+    case connection_state::closed:
+      s.spec.log->info("NATS connection closed");
+      break;
+    default:
+      break;
+  }
+  if (s.spec.on_status)
+    s.spec.on_status(s.status);
+}
+
+natsStatus apply_auth_and_tls(natsOptions* opts, const nats_config& n) {
+  natsStatus s = NATS_OK;
+  if (n.user)
+    s = natsOptions_SetUserInfo(opts, n.user->c_str(), n.password ? n.password->c_str() : "");
+  if (s == NATS_OK && n.token)
+    s = natsOptions_SetToken(opts, n.token->c_str());
+  bool tls = n.tls_ca || n.tls_cert;
+  if (s == NATS_OK && tls)
+    s = natsOptions_SetSecure(opts, true);
+  if (s == NATS_OK && n.tls_ca)
+    s = natsOptions_LoadCATrustedCertificates(opts, n.tls_ca->c_str());
+  if (s == NATS_OK && n.tls_cert)
+    s = natsOptions_LoadCertificatesChain(opts, n.tls_cert->c_str(),
+                                          n.tls_key ? n.tls_key->c_str() : nullptr);
+  return s;
+}
+
+natsStatus make_options(const connection_spec& spec, connection_events* events,
+                        natsOptions** out) {
+  auto& n = spec.nats;
+  std::vector<const char*> servers;
+  for (auto& url : n.servers)
+    servers.push_back(url.c_str());
+  natsOptions* opts = nullptr;
+  natsStatus s = natsOptions_Create(&opts);
+  auto ms = [](double seconds) { return static_cast<int64_t>(seconds * 1000.0); };
+  if (s == NATS_OK)
+    s = natsOptions_SetServers(opts, servers.data(), static_cast<int>(servers.size()));
+  if (s == NATS_OK)
+    s = natsOptions_SetNoRandomize(opts, true);
+  if (s == NATS_OK)
+    s = natsOptions_SetName(opts, spec.client_name.c_str());
+  if (s == NATS_OK)
+    s = natsOptions_SetTimeout(opts, std::max<int64_t>(1, ms(n.connect_timeout)));
+  if (s == NATS_OK)
+    s = natsOptions_SetAllowReconnect(opts, true);
+  if (s == NATS_OK)
+    s = natsOptions_SetReconnectWait(opts, ms(n.reconnect_time_wait));
+  if (s == NATS_OK)
+    s = natsOptions_SetMaxReconnect(opts, n.max_reconnect_attempts);
+  if (s == NATS_OK)
+    s = natsOptions_SetPingInterval(opts, std::max<int64_t>(1, ms(n.ping_interval)));
+  if (s == NATS_OK && n.pending_msgs_limit > 0)
+    s = natsOptions_SetMaxPendingMsgs(opts, clamp_limit(n.pending_msgs_limit));
+  if (s == NATS_OK)
+    s = apply_auth_and_tls(opts, n);
+  if (s == NATS_OK)
+    s = natsOptions_SetErrorHandler(opts, on_async_error, events);
+  if (s == NATS_OK)
+    s = natsOptions_SetDisconnectedCB(opts, on_disconnected, events);
+  if (s == NATS_OK)
+    s = natsOptions_SetReconnectedCB(opts, on_reconnected, events);
+  if (s == NATS_OK)
+    s = natsOptions_SetClosedCB(opts, on_closed, events);
+  if (s != NATS_OK) {
+    natsOptions_Destroy(opts);
+    return s;
+  }
+  *out = opts;
+  return NATS_OK;
+}
+
+/// Raises cnats' pending limits (65,536 messages by default, then silent drops).
+natsStatus raise_limits(natsSubscription* sub, const nats_config& n) {
+  return natsSubscription_SetPendingLimits(sub, clamp_limit(n.pending_msgs_limit),
+                                           clamp_limit(n.pending_bytes_limit));
+}
+
+std::string subscribe_channel(connection_self* self, const channel_config& ch,
+                              std::shared_ptr<subscription_stats> stats) {
+  auto& s = self->state;
+  auto ctx = std::make_unique<event_subscription>();
+  ctx->subject = subjects::channel_events(ch.channel);
+  ctx->registry = s.spec.registry;
+  ctx->stats = stats;
+  ctx->log = s.spec.log;
+  natsSubscription* sub = nullptr;
+  auto subject = ctx->subject;
+  natsStatus st = natsConnection_Subscribe(&sub, s.conn, subject.c_str(), on_event_msg, ctx.get());
+  if (st == NATS_OK)
+    st = natsSubscription_SetOnCompleteCB(sub, delete_closure<event_subscription>, ctx.get());
+  if (st != NATS_OK) {
+    if (sub != nullptr)
+      natsSubscription_Destroy(sub);  // ctx is still ours: on-complete was never set
+    return "cannot subscribe to " + subject + ": " + nats_error_text(st);
+  }
+  ctx.release();  // cnats frees it through the on-complete callback
+  if (auto lim = raise_limits(sub, s.spec.nats); lim != NATS_OK)
+    s.spec.log->warn("cannot raise pending limits on {}: {}", subject, nats_error_text(lim));
+  s.event_subs.push_back({sub, std::move(stats), 0});
+  s.spec.log->info("subscribed to {}", subject);
+  return {};
+}
+
+void check_drops(connection_self* self, std::vector<subscription_handle>& subs) {
+  for (auto& h : subs) {
+    int64_t dropped = 0;
+    if (h.sub == nullptr || natsSubscription_GetDropped(h.sub, &dropped) != NATS_OK)
+      continue;
+    if (dropped > h.dropped_seen) {
+      self->state.spec.log->warn(
+        "cnats dropped {} messages on {} (pending limits reached; {} in total)",
+        dropped - h.dropped_seen, natsSubscription_GetSubject(h.sub), dropped);
+      if (h.stats)
+        h.stats->dropped_by_nats.store(static_cast<std::uint64_t>(dropped),
+                                       std::memory_order_relaxed);
+      h.dropped_seen = dropped;
+    }
+  }
+}
+
+void close_subscriptions(std::vector<subscription_handle>& subs) {
+  for (auto& h : subs) {
+    natsSubscription_Unsubscribe(h.sub);
+    natsSubscription_Destroy(h.sub);
+  }
+  subs.clear();
+}
+
+std::string connect(connection_self* self) {
+  auto& s = self->state;
+  if (s.conn != nullptr)
+    return {};
+  auto* events = new connection_events{caf::actor_cast<caf::actor>(self), s.spec.stats,
+                                       s.spec.log, log_limiter{}};
+  natsOptions* opts = nullptr;
+  natsStatus st = make_options(s.spec, events, &opts);
+  if (st == NATS_OK) {
+    st = natsConnection_Connect(&s.conn, opts);
+    natsOptions_Destroy(opts);
+  }
+  if (st != NATS_OK) {
+    delete events;  // no connection: cnats will never call back
+    s.conn = nullptr;
+    std::string servers;
+    for (auto& url : s.spec.nats.servers)
+      servers += (servers.empty() ? "" : ", ") + redact_url(url);
+    return "cannot connect to NATS at " + servers + ": " + nats_error_text(st);
+  }
+  for (std::size_t i = 0; i < s.spec.channels.size(); ++i)
+    if (auto err = subscribe_channel(self, s.spec.channels[i], s.spec.channel_stats[i]);
+        !err.empty())
+      return err;
+  if (auto fl = natsConnection_FlushTimeout(s.conn, flush_timeout_ms); fl != NATS_OK)
+    return "NATS did not confirm the subscriptions: " + nats_error_text(fl);
+  set_status(self, {connection_state::connected, connected_url(s.conn), "", unix_ns()});
+  return {};
+}
+
+void publish(connection_self* self, const std::string& subject, const std::string& data,
+             const char* reply) {
+  auto& s = self->state;
+  natsStatus st = NATS_CONNECTION_CLOSED;
+  if (s.conn != nullptr)
+    st = natsConnection_PublishRequest(s.conn, subject.c_str(), reply, data.data(),
+                                       static_cast<int>(data.size()));
+  if (st == NATS_OK) {
+    bump(s.spec.stats->published);
+    return;
+  }
+  bump(s.spec.stats->publish_errors);
+  std::uint64_t suppressed = 0;
+  if (s.limiter.admit("publish", suppressed))
+    s.spec.log->error("cannot publish to {}: {}{}", subject,
+                      s.conn ? nats_error_text(st) : std::string{"not connected"},
+                      suppressed ? fmt::format(" ({} more failures suppressed)", suppressed)
+                                 : "");
+}
+
+std::string ensure_inbox(connection_self* self) {
+  auto& s = self->state;
+  if (s.inbox_sub != nullptr)
+    return {};
+  natsInbox* inbox = nullptr;
+  if (auto st = natsInbox_Create(&inbox); st != NATS_OK)
+    return nats_error_text(st);
+  s.inbox_prefix = std::string{inbox} + ".";
+  natsInbox_Destroy(inbox);
+  auto ctx = std::make_unique<reply_inbox>(
+    reply_inbox{caf::actor_cast<caf::actor>(self), s.inbox_prefix.size()});
+  auto wildcard = s.inbox_prefix + "*";
+  auto st = natsConnection_Subscribe(&s.inbox_sub, s.conn, wildcard.c_str(), on_reply_msg,
+                                     ctx.get());
+  if (st == NATS_OK)
+    st = natsSubscription_SetOnCompleteCB(s.inbox_sub, delete_closure<reply_inbox>, ctx.get());
+  if (st != NATS_OK) {
+    if (s.inbox_sub != nullptr)
+      natsSubscription_Destroy(s.inbox_sub);
+    s.inbox_sub = nullptr;
+    return nats_error_text(st);
+  }
+  ctx.release();
+  return {};
+}
+
+caf::result<std::string> request(connection_self* self, const std::string& subject,
+                                 const std::string& data, std::int64_t timeout_ms) {
+  auto& s = self->state;
+  if (s.conn == nullptr)
+    return caf::make_error(caf::sec::runtime_error, "not connected to NATS");
+  if (auto err = ensure_inbox(self); !err.empty())
+    return caf::make_error(caf::sec::runtime_error, "cannot create reply inbox: " + err);
+  auto token = s.next_token++;
+  auto reply = s.inbox_prefix + std::to_string(token);
+  s.pending_requests.emplace(token, self->make_response_promise());
+  publish(self, subject, data, reply.c_str());
+  self->delayed_send(self, std::chrono::milliseconds(timeout_ms), timeout_atom::value, token);
+  return s.pending_requests[token];
+}
+
+void finish_request(connection_self* self, std::uint64_t token, caf::message result) {
+  auto& pending = self->state.pending_requests;
+  auto i = pending.find(token);
+  if (i == pending.end())
+    return;  // answered already, or timed out
+  i->second.deliver(std::move(result));
+  pending.erase(i);
+}
+
+std::string subscribe_plain(connection_self* self, const std::string& subject,
+                            const std::string& queue, handler_route route) {
+  auto& s = self->state;
+  if (s.conn == nullptr)
+    return "not connected to NATS";
+  auto ctx = std::make_unique<plain_subscription>(plain_subscription{std::move(route)});
+  natsSubscription* sub = nullptr;
+  natsStatus st = queue.empty()
+                    ? natsConnection_Subscribe(&sub, s.conn, subject.c_str(), on_plain_msg,
+                                               ctx.get())
+                    : natsConnection_QueueSubscribe(&sub, s.conn, subject.c_str(),
+                                                    queue.c_str(), on_plain_msg, ctx.get());
+  if (st == NATS_OK)
+    st = natsSubscription_SetOnCompleteCB(sub, delete_closure<plain_subscription>, ctx.get());
+  if (st == NATS_OK)
+    st = natsConnection_FlushTimeout(s.conn, flush_timeout_ms);
+  if (st != NATS_OK) {
+    if (sub != nullptr)
+      natsSubscription_Destroy(sub);
+    return "cannot subscribe to " + subject + ": " + nats_error_text(st);
+  }
+  ctx.release();
+  raise_limits(sub, s.spec.nats);
+  s.plain_subs.push_back({sub, nullptr, 0});
+  s.spec.log->info("subscribed to {}{}", subject, queue.empty() ? "" : " (queue " + queue + ")");
+  return {};
+}
+
+void close_connection(connection_self* self, const std::string& reason) {
+  auto& s = self->state;
+  if (s.conn == nullptr)
+    return;
+  close_subscriptions(s.event_subs);
+  close_subscriptions(s.plain_subs);
+  if (s.inbox_sub != nullptr) {
+    natsSubscription_Unsubscribe(s.inbox_sub);
+    natsSubscription_Destroy(s.inbox_sub);
+    s.inbox_sub = nullptr;
+  }
+  for (auto& [token, promise] : s.pending_requests)
+    promise.deliver(caf::make_error(caf::sec::runtime_error, "connection closed"));
+  s.pending_requests.clear();
+  if (!natsConnection_IsClosed(s.conn))
+    natsConnection_FlushTimeout(s.conn, flush_timeout_ms);
+  natsConnection_Close(s.conn);
+  natsConnection_Destroy(s.conn);
+  s.conn = nullptr;
+  set_status(self, {connection_state::closed, "", reason, unix_ns()});
+}
+
+caf::behavior connection_actor(connection_self* self, connection_spec spec) {
+  self->state.spec = std::move(spec);
+  self->attach_functor([self] { close_connection(self, "Actor stopped"); });
+  return {
+    [self](connect_atom) -> std::string {
+      auto err = connect(self);
+      if (err.empty() && !self->state.drop_checks_running) {
+        self->state.drop_checks_running = true;
+        self->delayed_send(self, drop_check_interval, drop_check_atom::value);
+      }
+      return err;
+    },
+    [self](drop_check_atom) {
+      check_drops(self, self->state.event_subs);
+      check_drops(self, self->state.plain_subs);
+      self->delayed_send(self, drop_check_interval, drop_check_atom::value);
+    },
+    [self](publish_atom, const std::string& subject, const std::string& data) {
+      publish(self, subject, data, nullptr);
+    },
+    [self](publish_atom, const std::string& subject, const std::string& data,
+           const std::string& reply) {
+      publish(self, subject, data, reply.empty() ? nullptr : reply.c_str());
+    },
+    [self](command_atom, const std::string& subject, const std::string& data) {
+      publish(self, subject, data, nullptr);
+      bump(self->state.spec.stats->commands_sent);
+    },
+    [self](request_atom, const std::string& subject, const std::string& data,
+           std::int64_t timeout_ms) { return request(self, subject, data, timeout_ms); },
+    [self](reply_atom, std::uint64_t token, std::string& data, bool no_responders) {
+      if (no_responders)
+        finish_request(self, token, caf::make_message(caf::make_error(
+                                      caf::sec::runtime_error, "no responders")));
+      else
+        finish_request(self, token, caf::make_message(std::move(data)));
+    },
+    [self](timeout_atom, std::uint64_t token) {
+      finish_request(self, token,
+                     caf::make_message(caf::make_error(caf::sec::request_timeout)));
+    },
+    [self](subscribe_atom, const std::string& subject, const std::string& queue,
+           handler_route& route) -> std::string {
+      return subscribe_plain(self, subject, queue, std::move(route));
+    },
+    [self](unsubscribe_atom) {
+      close_subscriptions(self->state.event_subs);
+      return true;
+    },
+    [self](nats_event_atom, connection_status& st) {
+      if (self->state.conn != nullptr)  // else: we closed it, and said so
+        set_status(self, std::move(st));
+    },
+    [self](status_atom) { return self->state.status; },
+    [self](close_atom, const std::string& reason) {
+      close_connection(self, reason);
+      return true;
+    },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_connection_actor(caf::actor_system& sys, connection_spec spec) {
+  return sys.spawn<caf::detached>(connection_actor, std::move(spec));
+}
+
+}  // namespace kryten::detail

@@ -1,0 +1,55 @@
+// The connection actor: owns the cnats connection, every subscription and
+// every publish. cnats callbacks run on cnats threads and only decode and
+// forward typed messages; no user code runs there.
+//
+// Protocol (all replies are to requests):
+//   (connect_atom)                               -> std::string error ("" = connected)
+//   (publish_atom, subject, data)                   publish; failures counted
+//   (publish_atom, subject, data, reply)            publish with a reply subject
+//   (command_atom, subject, data)                   publish, counted as a command
+//   (request_atom, subject, data, timeout_ms)    -> std::string reply | error
+//   (subscribe_atom, subject, queue, handler_route)
+//                                                -> std::string error ("" = ok);
+//                                                   delivers bus_message to the route
+//   (unsubscribe_atom)                           -> bool; stops event subscriptions
+//   (status_atom)                                -> connection_status
+//   (close_atom, reason)                         -> bool; flushes and closes
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+#include <spdlog/logger.h>
+
+#include "actors/handler_registry.hpp"
+#include "actors/runtime_stats.hpp"
+#include "kryten/config.hpp"
+#include "kryten/message_types.hpp"
+
+namespace kryten {
+using command_atom = caf::atom_constant<caf::atom("kcommand")>;
+}
+
+namespace kryten::detail {
+
+struct connection_spec {
+  nats_config nats;
+  std::vector<channel_config> channels;
+  std::string client_name;  // shown by the NATS server for this connection
+  std::shared_ptr<handler_registry> registry;
+  std::shared_ptr<connection_stats> stats;
+  std::vector<std::shared_ptr<subscription_stats>> channel_stats;  // one per channel
+  std::shared_ptr<spdlog::logger> log;
+  /// Called on the actor's thread on every state change.
+  std::function<void(const connection_status&)> on_status;
+};
+
+/// Spawns the connection actor on a thread of its own (connecting and
+/// flushing block).
+caf::actor spawn_connection_actor(caf::actor_system& sys, connection_spec spec);
+
+}  // namespace kryten::detail

@@ -1,0 +1,40 @@
+#include "actors/handler_registry.hpp"
+
+#include <caf/send.hpp>
+
+namespace kryten::detail {
+
+bool handler_route::matches(std::string_view lowercase_name, std::string_view channel_of_event,
+                            std::string_view domain_of_event) const {
+  if (event_name != "*" && event_name != lowercase_name)
+    return false;
+  if (!channel.empty() && channel != channel_of_event)
+    return false;
+  return domain.empty() || domain == domain_of_event;
+}
+
+handler_registry::handler_registry() {
+  versions_.push_back(std::make_unique<const route_list>());
+  current_.store(versions_.back().get(), std::memory_order_release);
+}
+
+void handler_registry::add(handler_route route) {
+  std::lock_guard<std::mutex> guard{writers_};
+  auto next = std::make_unique<route_list>(*versions_.back());
+  next->push_back(std::move(route));
+  versions_.push_back(std::move(next));
+  current_.store(versions_.back().get(), std::memory_order_release);
+}
+
+bool offer(const handler_route& route, const caf::message& msg) {
+  auto& queued = route.stats->queued;
+  if (queued.fetch_add(1, std::memory_order_relaxed) >= route.capacity) {
+    queued.fetch_sub(1, std::memory_order_relaxed);
+    bump(route.stats->dropped);
+    return false;
+  }
+  caf::anon_send(route.actor, msg);
+  return true;
+}
+
+}  // namespace kryten::detail

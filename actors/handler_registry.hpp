@@ -1,0 +1,62 @@
+// Which handler actors want which events. The cnats delivery threads read the
+// current routes on every event without locking: registration (rare) copies
+// the route list, publishes the copy with one atomic store, and keeps every
+// old copy alive until the registry goes away.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/message.hpp>
+
+#include "actors/runtime_stats.hpp"
+
+namespace kryten::detail {
+
+struct handler_route {
+  std::string event_name;  // lowercased; "*" matches every event
+  std::string channel;     // exact match against the event's channel; "" = any
+  std::string domain;      // exact match against the event's domain; "" = any
+  caf::actor actor;
+  std::shared_ptr<handler_stats> stats;
+  std::int64_t capacity = 10000;  // events queued for the actor at most
+  std::string label;              // names the handler in logs, e.g. "chatmsg#1"
+
+  bool matches(std::string_view lowercase_name, std::string_view channel_of_event,
+               std::string_view domain_of_event) const;
+};
+
+using route_list = std::vector<handler_route>;
+
+class handler_registry {
+public:
+  handler_registry();
+  handler_registry(const handler_registry&) = delete;
+  handler_registry& operator=(const handler_registry&) = delete;
+
+  /// Adds a route; visible to the event path as soon as this returns.
+  void add(handler_route route);
+  /// The routes as of now. Valid for the registry's lifetime.
+  const route_list& current() const { return *current_.load(std::memory_order_acquire); }
+
+private:
+  std::mutex writers_;
+  std::vector<std::unique_ptr<const route_list>> versions_;
+  std::atomic<const route_list*> current_;
+};
+
+/// Hands `msg` to the route's actor unless its queue is full; a full queue
+/// drops the event and counts it. Returns whether the event was queued.
+bool offer(const handler_route& route, const caf::message& msg);
+
+}  // namespace kryten::detail
+
+// Routes travel between the runtime's own actors only, never over a network.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kryten::detail::handler_route)

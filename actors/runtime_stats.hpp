@@ -1,0 +1,64 @@
+// Counters written on the event path and read by health(). Each counter has
+// one writer (a cnats delivery thread or one actor), so relaxed atomics are
+// enough: no locks and no messages per event.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+
+#include "kryten/event_decoder.hpp"
+
+namespace kryten::detail {
+
+using counter = std::atomic<std::uint64_t>;
+
+inline void bump(counter& c, std::uint64_t n = 1) {
+  c.fetch_add(n, std::memory_order_relaxed);
+}
+
+inline std::uint64_t read(const counter& c) {
+  return c.load(std::memory_order_relaxed);
+}
+
+/// One event subscription (one channel): written by its cnats delivery thread.
+struct subscription_stats {
+  counter received{0};
+  counter unmatched{0};  // decoded, but no handler wanted it
+  std::array<counter, 6> decode_errors{};  // indexed by decode_error
+  counter dropped_by_nats{0};  // natsSubscription_GetDropped, sampled
+  std::atomic<std::int64_t> last_event_unix_ns{0};
+
+  std::uint64_t decode_error_total() const {
+    std::uint64_t n = 0;
+    for (auto& c : decode_errors)
+      n += read(c);
+    return n;
+  }
+};
+
+/// One handler actor: `queued` is raised by the dispatcher and lowered by the
+/// handler; the rest are written by the handler actor only.
+struct handler_stats {
+  std::atomic<std::int64_t> queued{0};
+  counter dropped{0};  // written by the dispatcher: queue full
+  counter handled{0};
+  counter exceptions{0};
+  counter timeouts{0};
+  counter type_mismatches{0};  // the event's type is not one the handler takes
+  counter run_ns{0};           // total time spent in the handler
+  counter queue_ns{0};         // total time from arrival to handler start
+};
+
+/// Facts the connection actor records.
+struct connection_stats {
+  counter commands_sent{0};
+  counter published{0};
+  counter publish_errors{0};
+  counter nats_errors{0};
+  counter slow_consumer_errors{0};
+  counter reconnects{0};
+  counter disconnects{0};
+};
+
+}  // namespace kryten::detail

@@ -1,0 +1,68 @@
+// The echo bot: answers "!ping" in chat with "Pong! <username>" through the
+// robot's say command, and serves a "ping" command of its own.
+//
+//   echo_bot --config bot.json
+//
+// Exit codes: 0 after a normal stop (SIGINT/SIGTERM), 1 when NATS cannot be
+// reached or is lost for good, 2 for a bad command line or configuration.
+#include <cstdlib>
+#include <iostream>
+#include <string>
+
+#include <kryten/kryten.hpp>
+
+namespace {
+
+std::optional<std::string> config_path(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if ((arg == "--config" || arg == "-c") && i + 1 < argc)
+      return std::string{argv[i + 1]};
+    if (arg.rfind("--config=", 0) == 0)
+      return arg.substr(9);
+  }
+  if (auto env = std::getenv("KRYTEN_CONFIG"))
+    return std::string{env};
+  return std::nullopt;
+}
+
+std::optional<std::string> unless_empty(const std::string& s) {
+  return s.empty() ? std::nullopt : std::optional<std::string>{s};
+}
+
+void add_handlers(kryten::client& client) {
+  client.on("chatmsg", [&client](const kryten::chat_message& msg) {
+    if (msg.shadow || msg.message.rfind("!ping", 0) != 0)
+      return;  // shadow-muted users get no answer
+    client.send_command("robot", "say", {{"message", "Pong! " + msg.username}},
+                        unless_empty(msg.domain), unless_empty(msg.channel));
+  });
+  client.on_command("ping", [&client](const kryten::command_request&) {
+    return nlohmann::json{{"pong", true}, {"instance_id", client.instance_id()}};
+  });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto path = config_path(argc, argv);
+  if (!path) {
+    std::cerr << "usage: echo_bot --config FILE\n";
+    return 2;
+  }
+  kryten::kryten_config config;
+  try {
+    config = kryten::load_config(*path);
+  } catch (const kryten::config_error& e) {
+    std::cerr << "config error: " << e.what() << "\n";
+    return 2;
+  }
+  kryten::client client{config};
+  add_handlers(client);
+  try {
+    client.connect();
+  } catch (const kryten::connect_error&) {
+    return 1;  // the client has logged why
+  }
+  return client.run();
+}

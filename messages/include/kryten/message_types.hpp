@@ -1,0 +1,67 @@
+// The typed messages actors exchange, and their registration with CAF.
+// An application embedding kryten in its own caf::actor_system calls
+// kryten::add_message_types(cfg) on its actor_system_config.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <caf/actor_system_config.hpp>
+#include <caf/atom.hpp>
+#include <caf/meta/type_name.hpp>
+
+#include "kryten/events.hpp"
+
+namespace kryten {
+
+// -- atoms ----------------------------------------------------------------------
+
+using connect_atom = caf::atom_constant<caf::atom("kconnect")>;
+using close_atom = caf::atom_constant<caf::atom("kclose")>;
+using publish_atom = caf::atom_constant<caf::atom("kpublish")>;
+using request_atom = caf::atom_constant<caf::atom("krequest")>;
+using subscribe_atom = caf::atom_constant<caf::atom("ksubscr")>;
+using unsubscribe_atom = caf::atom_constant<caf::atom("kunsub")>;
+using status_atom = caf::atom_constant<caf::atom("kstatus")>;
+using timeout_atom = caf::atom_constant<caf::atom("ktimeout")>;
+using nats_event_atom = caf::atom_constant<caf::atom("knatsev")>;
+using stop_atom = caf::atom_constant<caf::atom("kstop")>;
+
+// -- messages -------------------------------------------------------------------
+
+/// A message from a plain (non-event) subscription, e.g. a command request.
+struct bus_message {
+  std::string subject;
+  std::string data;
+  std::string reply;  // "" when the sender expects no reply
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, bus_message& x) {
+  return f(caf::meta::type_name("kryten::bus_message"), x.subject, x.data, x.reply);
+}
+
+/// Where the NATS connection stands.
+enum class connection_state : std::uint8_t { connecting, connected, disconnected, closed };
+
+const char* to_string(connection_state s);
+
+/// Sent by the connection actor on every state change (PROTOCOL.md §3 uses
+/// these for connected/disconnected lifecycle events).
+struct connection_status {
+  connection_state state = connection_state::connecting;
+  std::string server;  // the server connected to, or last connected to
+  std::string reason;  // why it is disconnected or closed ("" otherwise)
+  std::int64_t at_ns = 0;  // system_clock nanoseconds of the change
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, connection_status& x) {
+  return f(caf::meta::type_name("kryten::connection_status"), x.state, x.server, x.reason,
+           x.at_ns);
+}
+
+/// Registers every kryten message type with `cfg`.
+void add_message_types(caf::actor_system_config& cfg);
+
+}  // namespace kryten

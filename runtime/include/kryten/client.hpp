@@ -1,0 +1,143 @@
+// The public facade: one client per service.
+//
+//   auto config = kryten::load_config("bot.json");
+//   kryten::client client{config};
+//   client.on("chatmsg", [&](const kryten::chat_message& m) { ... });
+//   client.connect();
+//   return client.run();  // SIGINT/SIGTERM -> graceful shutdown
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/logger.h>
+
+#include "kryten/config.hpp"
+#include "kryten/events.hpp"
+#include "kryten/handler.hpp"
+#include "kryten/health.hpp"
+#include "kryten/message_types.hpp"
+
+namespace kryten {
+
+/// connect() could not reach or authenticate with any NATS server.
+class connect_error : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+/// request() got no reply in time, or nobody listens on the subject.
+class request_error : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Thrown by a command handler: the caller gets this text as the reply's error.
+/// Any other exception is answered with "Internal error".
+class command_error : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+/// A command sent to this service (PROTOCOL.md §2).
+struct command_request {
+  std::string command;
+  nlohmann::json args;  // always an object
+  nlohmann::json meta;  // source, timestamp, domain, channel, request_id (as sent)
+};
+
+/// Returns the reply's data; throw command_error to answer success: false.
+using command_handler = std::function<nlohmann::json(const command_request&)>;
+
+class client {
+public:
+  /// A standalone client: it owns its actor system; run() handles signals.
+  explicit client(kryten_config config, std::shared_ptr<spdlog::logger> logger = nullptr);
+  /// An embedded client: its actors live in `system` (which must have had
+  /// kryten::add_message_types called on its config); it never touches signals.
+  client(caf::actor_system& system, kryten_config config,
+         std::shared_ptr<spdlog::logger> logger = nullptr);
+  ~client();  // disconnects if still connected, then stops its actors
+  client(const client&) = delete;
+  client& operator=(const client&) = delete;
+
+  // -- connection ---------------------------------------------------------------
+
+  /// Connects and subscribes; throws connect_error within about connect_timeout
+  /// per server.
+  void connect();
+  /// Blocks until stop(), disconnect(), a signal (standalone only), or the loss
+  /// of the connection for good. Returns 0, or 1 when the connection was lost.
+  int run();
+  /// Makes run() return after a graceful disconnect. Callable from anywhere,
+  /// including handlers and other threads.
+  void stop(std::string reason = "Normal shutdown");
+  /// Stops taking events, lets queued handler work finish (bounded), flushes
+  /// and closes the connection. Idempotent.
+  void disconnect(std::string reason = "Normal shutdown");
+  bool is_connected() const;
+
+  // -- events ---------------------------------------------------------------------
+
+  /// Registers a handler for an event name (matched lowercased; "*" = every
+  /// event): a callable (see make_event_callbacks), wrapped in an actor of its own.
+  template <class F>
+  void on(std::string_view event_name, F&& handler, handler_filter filter = {}) {
+    if constexpr (std::is_convertible_v<F, caf::actor>)
+      on_actor(event_name, caf::actor{std::forward<F>(handler)}, std::move(filter));
+    else
+      on_callbacks(event_name, make_event_callbacks(std::forward<F>(handler)),
+                   std::move(filter));
+  }
+  /// Registers a handler from prepared callbacks.
+  void on_callbacks(std::string_view event_name, event_callbacks callbacks,
+                    handler_filter filter = {});
+  /// Registers the user's own actor: it receives the typed event messages
+  /// (raw_event, chat_message, ...) and answers each with nothing.
+  void on_actor(std::string_view event_name, caf::actor handler, handler_filter filter = {});
+
+  // -- commands and plain messaging --------------------------------------------
+
+  /// Sends a command to another service on kryten.{service}.command
+  /// (PROTOCOL.md §2). Returns the request id. A non-object body is sent as
+  /// {"value": body}; domain and channel default to the first configured channel.
+  std::string send_command(std::string_view service, std::string_view type,
+                           const nlohmann::json& body = nlohmann::json::object(),
+                           std::optional<std::string> domain = std::nullopt,
+                           std::optional<std::string> channel = std::nullopt);
+  /// Serves a command on kryten.{own service}.command, in queue group "q" so
+  /// that replicas share requests.
+  void on_command(std::string command, command_handler handler);
+
+  void publish(std::string_view subject, std::string_view data);
+  void publish(std::string_view subject, const nlohmann::json& body);
+  /// Subscribes to a subject (wildcards allowed); the callback runs in an
+  /// actor of its own.
+  void subscribe(std::string_view subject, std::function<void(const bus_message&)> callback);
+  /// Request/reply; throws request_error on timeout or when nobody listens, and
+  /// nlohmann::json::parse_error when the reply is not JSON.
+  nlohmann::json request(std::string_view subject, const nlohmann::json& body,
+                         std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+  // -- state ----------------------------------------------------------------------
+
+  health_status health() const;
+  const kryten_config& config() const;
+  const std::string& instance_id() const;
+  std::shared_ptr<spdlog::logger> logger() const;
+  caf::actor_system& system();
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace kryten

@@ -1,0 +1,11 @@
+// Everything a kryten service needs.
+#pragma once
+
+#include "kryten/client.hpp"
+#include "kryten/config.hpp"
+#include "kryten/events.hpp"
+#include "kryten/handler.hpp"
+#include "kryten/health.hpp"
+#include "kryten/logging.hpp"
+#include "kryten/message_types.hpp"
+#include "kryten/subjects.hpp"
