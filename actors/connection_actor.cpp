@@ -230,6 +230,7 @@ struct connection_actor_state {
   std::unordered_map<std::uint64_t, caf::response_promise> pending_requests;
   log_limiter limiter;
   bool drop_checks_running = false;
+  std::vector<caf::actor> listeners;  // get every connection_status
   static inline const char* name = "kryten.connection";
 };
 
@@ -260,6 +261,8 @@ void set_status(connection_self* self, connection_status st) {
   }
   if (s.spec.on_status)
     s.spec.on_status(s.status);
+  for (auto& listener : s.listeners)
+    self->send(listener, s.status);
 }
 
 natsStatus apply_auth_and_tls(natsOptions* opts, const nats_config& n) {
@@ -585,6 +588,10 @@ caf::behavior connection_actor(connection_self* self, connection_spec spec) {
         set_status(self, std::move(st));
     },
     [self](status_atom) { return self->state.status; },
+    [self](status_atom, caf::actor& listener) {
+      self->send(listener, self->state.status);
+      self->state.listeners.push_back(std::move(listener));
+    },
     [self](close_atom, const std::string& reason) {
       close_connection(self, reason);
       return true;

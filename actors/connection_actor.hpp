@@ -13,6 +13,8 @@
 //                                                   delivers bus_message to the route
 //   (unsubscribe_atom)                           -> bool; stops event subscriptions
 //   (status_atom)                                -> connection_status
+//   (status_atom, listener)                         listener gets the current
+//                                                   connection_status, then every change
 //   (close_atom, reason)                         -> bool; flushes and closes
 #pragma once
 

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the Debian packages kryten-cpp needs, only those missing.
+# Idempotent; needs root (or sudo) when something is missing.
+set -euo pipefail
+packages=(
+  build-essential cmake pkg-config ccache git procps
+  libcaf-dev libnats-dev nats-server nlohmann-json3-dev libsimdjson-dev
+  libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev
+  libspdlog-dev libfmt-dev catch2 prometheus-cpp-dev
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "installing: ${missing[*]}"
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
