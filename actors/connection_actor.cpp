@@ -418,9 +418,13 @@ void publish(connection_self* self, const std::string& subject, const std::strin
              const char* reply) {
   auto& s = self->state;
   natsStatus st = NATS_CONNECTION_CLOSED;
+  // natsConnection_PublishRequest rejects a null or empty reply subject.
   if (s.conn != nullptr)
-    st = natsConnection_PublishRequest(s.conn, subject.c_str(), reply, data.data(),
-                                       static_cast<int>(data.size()));
+    st = reply != nullptr && *reply != '\0'
+           ? natsConnection_PublishRequest(s.conn, subject.c_str(), reply, data.data(),
+                                           static_cast<int>(data.size()))
+           : natsConnection_Publish(s.conn, subject.c_str(), data.data(),
+                                    static_cast<int>(data.size()));
   if (st == NATS_OK) {
     bump(s.spec.stats->published);
     return;

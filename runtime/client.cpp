@@ -14,7 +14,7 @@
 #include "actors/handler_registry.hpp"
 #include "kryten/logging.hpp"
 #include "kryten/subjects.hpp"
-#include "runtime/clock.hpp"
+#include "kryten/clock.hpp"
 #include "runtime/signal_watcher.hpp"
 
 namespace kryten {
@@ -328,6 +328,8 @@ int client::run() {
       impl_->log->info("received {}; shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
       stop(sig == SIGTERM ? "Received SIGTERM" : "Received SIGINT");
     });
+  // After the signal handlers are in: from here on SIGINT/SIGTERM stop cleanly.
+  s.log->info("running until stopped{}", s.embedded ? "" : " (SIGINT/SIGTERM)");
   std::string reason;
   bool lost = false;
   {
