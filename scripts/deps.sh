@@ -6,7 +6,7 @@ packages=(
   build-essential cmake pkg-config ccache git procps
   libcaf-dev libnats-dev nats-server nlohmann-json3-dev libsimdjson-dev
   libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev
-  libspdlog-dev libfmt-dev catch2 prometheus-cpp-dev
+  libspdlog-dev libfmt-dev catch2 prometheus-cpp-dev prometheus
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -9,6 +10,31 @@
 #include <nlohmann/json.hpp>
 
 namespace kryten {
+
+/// A latency distribution, from a bounded histogram (see latency_histogram).
+struct latency_summary {
+  std::uint64_t count = 0;
+  double mean_ms = 0;
+  double p50_ms = 0;
+  double p90_ms = 0;
+  double p99_ms = 0;
+  double p999_ms = 0;
+  double max_ms = 0;
+};
+
+/// One registered handler.
+struct handler_health {
+  std::string label;  // e.g. "chatmsg#1"
+  bool up = true;     // false once its restart limit was reached
+  std::uint64_t handled = 0;
+  std::uint64_t exceptions = 0;
+  std::uint64_t timeouts = 0;
+  std::uint64_t dropped = 0;
+  std::uint64_t restarts = 0;
+  std::int64_t queued = 0;
+  latency_summary run;    // handler run time
+  latency_summary queue;  // arrival at the connection to handler start
+};
 
 struct health_status {
   std::string service;
@@ -32,6 +58,16 @@ struct health_status {
   std::uint64_t publish_errors = 0;
   std::uint64_t reconnects = 0;
   std::uint64_t events_handled = 0;      // handler runs
+  std::uint64_t handler_restarts = 0;
+  std::map<std::string, std::uint64_t> events_by_channel;  // "domain/channel" -> count
+  latency_summary handler_latency;  // run time over all handlers
+  latency_summary queue_delay;      // arrival to handler start over all handlers
+  std::vector<handler_health> handlers;
+  bool ready = false;          // connected, subscribed, not shutting down
+  bool subscribed = false;     // every event subscription is in place (for /readyz?verbose)
+  bool shutting_down = false;
+  bool degraded = false;       // a handler is down, or a details callback said so
+  nlohmann::json details = nlohmann::json::object();  // from user health-details callbacks
 
   nlohmann::json to_json() const;
 };
