@@ -25,6 +25,7 @@ command_request to_request(const nlohmann::json& body) {
 struct command_state {
   command_spec spec;
   std::map<std::string, command_handler> commands;
+  std::string last_error;  // "code:description", for the NATS Service API's STATS
   static inline const char* name = "kryten.commands";
 };
 
@@ -41,8 +42,10 @@ void serve(command_self* self, const bus_message& msg) {
               .count();
   bump(s.spec.stats->run_ns, static_cast<std::uint64_t>(ns));
   bump(s.spec.stats->handled);
-  if (!reply.value("success", false))
+  if (!reply.value("success", false)) {
     bump(s.spec.stats->exceptions);
+    s.last_error = "500:" + reply.value("error", std::string{"error"});
+  }
   s.spec.stats->queued.fetch_sub(1, std::memory_order_relaxed);
 }
 
@@ -50,6 +53,7 @@ caf::behavior command_actor(command_self* self, command_spec spec) {
   self->state.spec = std::move(spec);
   return {
     [self](const bus_message& msg) { serve(self, msg); },
+    [self](get_atom) { return self->state.last_error; },
     [self](subscribe_atom, const std::string& name, command_handler& handler) {
       self->state.commands[name] = std::move(handler);
     },

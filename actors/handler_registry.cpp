@@ -1,5 +1,7 @@
 #include "actors/handler_registry.hpp"
 
+#include <algorithm>
+
 #include <caf/send.hpp>
 
 namespace kryten::detail {
@@ -18,12 +20,33 @@ handler_registry::handler_registry() {
   current_.store(versions_.back().get(), std::memory_order_release);
 }
 
-void handler_registry::add(handler_route route) {
+template <class Change>
+void handler_registry::update(Change change) {
   std::lock_guard<std::mutex> guard{writers_};
   auto next = std::make_unique<route_list>(*versions_.back());
-  next->push_back(std::move(route));
+  change(*next);
   versions_.push_back(std::move(next));
   current_.store(versions_.back().get(), std::memory_order_release);
+}
+
+void handler_registry::add(handler_route route) {
+  update([&](route_list& routes) { routes.push_back(std::move(route)); });
+}
+
+void handler_registry::replace(const std::string& label, caf::actor actor) {
+  update([&](route_list& routes) {
+    for (auto& r : routes)
+      if (r.label == label)
+        r.actor = actor;
+  });
+}
+
+void handler_registry::remove(const std::string& label) {
+  update([&](route_list& routes) {
+    routes.erase(std::remove_if(routes.begin(), routes.end(),
+                                [&](const handler_route& r) { return r.label == label; }),
+                 routes.end());
+  });
 }
 
 bool offer(const handler_route& route, const caf::message& msg) {

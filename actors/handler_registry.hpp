@@ -43,10 +43,17 @@ public:
 
   /// Adds a route; visible to the event path as soon as this returns.
   void add(handler_route route);
+  /// Points the route labelled `label` at a new actor (a restarted handler).
+  void replace(const std::string& label, caf::actor actor);
+  /// Removes the route labelled `label` (a handler past its restart limit).
+  void remove(const std::string& label);
   /// The routes as of now. Valid for the registry's lifetime.
   const route_list& current() const { return *current_.load(std::memory_order_acquire); }
 
 private:
+  template <class Change>
+  void update(Change change);
+
   std::mutex writers_;
   std::vector<std::unique_ptr<const route_list>> versions_;
   std::atomic<const route_list*> current_;

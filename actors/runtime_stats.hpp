@@ -48,6 +48,16 @@ struct handler_stats {
   counter type_mismatches{0};  // the event's type is not one the handler takes
   counter run_ns{0};           // total time spent in the handler
   counter queue_ns{0};         // total time from arrival to handler start
+  counter restarts{0};         // written by the supervisor
+  std::atomic<bool> up{true};  // false once the restart limit was reached
+};
+
+/// What the supervisor decides and health() reports.
+struct runtime_flags {
+  std::atomic<bool> ready{false};          // connected, subscribed, not shutting down
+  std::atomic<bool> shutting_down{false};
+  std::atomic<bool> handler_down{false};   // a handler is past its restart limit
+  counter handler_restarts{0};
 };
 
 /// Facts the connection actor records.
@@ -59,6 +69,8 @@ struct connection_stats {
   counter slow_consumer_errors{0};
   counter reconnects{0};
   counter disconnects{0};
+  counter lifecycle_errors{0};  // lifecycle events (heartbeats included) not published
+  counter heartbeats{0};
 };
 
 }  // namespace kryten::detail

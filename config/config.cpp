@@ -38,7 +38,8 @@ constexpr std::string_view channel_keys[] = {"domain", "channel"};
 constexpr std::string_view service_keys[] = {
     "name", "version", "enable_lifecycle", "enable_heartbeat", "heartbeat_interval",
     "enable_discovery", "health_host", "health_port", "health_path", "metrics_port",
-    "metrics_path", "restart_on_notice", "shutdown_timeout"};
+    "metrics_path", "restart_on_notice", "shutdown_timeout", "handler_restart_limit",
+    "handler_restart_window"};
 constexpr std::string_view metrics_keys[] = {"port", "health_path", "metrics_path"};
 constexpr std::string_view log_levels[] = {"DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL"};
 
@@ -335,6 +336,12 @@ service_config parse_service(const json& section, std::vector<std::string>& warn
   });
   optional_key(o, p, "shutdown_timeout",
                [&](const auto& v, const auto& f) { s.shutdown_timeout = read_positive(v, f); });
+  optional_key(o, p, "handler_restart_limit", [&](const auto& v, const auto& f) {
+    s.handler_restart_limit = read_int(v, f, 0, 1000);
+  });
+  optional_key(o, p, "handler_restart_window", [&](const auto& v, const auto& f) {
+    s.handler_restart_window = read_positive(v, f);
+  });
   parse_service_switches(o, s);
   parse_service_http(o, s);
   return s;

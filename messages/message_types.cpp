@@ -21,6 +21,7 @@ void add_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<playlist_update>("kryten::playlist_update");
   cfg.add_message_type<bus_message>("kryten::bus_message");
   cfg.add_message_type<connection_status>("kryten::connection_status");
+  cfg.add_message_type<restart_notice>("kryten::restart_notice");
 }
 
 }  // namespace kryten

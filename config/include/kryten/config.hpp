@@ -60,6 +60,10 @@ struct service_config {
   std::string metrics_path = "/metrics";
   bool restart_on_notice = false;       // (ours) see the README
   double shutdown_timeout = 10.0;       // (ours) seconds, > 0
+  // (ours) a handler actor that dies is restarted at most this many times
+  // within the window; past that it stays down and the service is degraded.
+  int handler_restart_limit = 5;        // 0..1000
+  double handler_restart_window = 10.0; // seconds, > 0
 };
 
 struct metrics_config {

@@ -11,6 +11,7 @@
 #include <caf/meta/type_name.hpp>
 
 #include "kryten/events.hpp"
+#include "kryten/lifecycle.hpp"
 
 namespace kryten {
 
@@ -26,6 +27,13 @@ using status_atom = caf::atom_constant<caf::atom("kstatus")>;
 using timeout_atom = caf::atom_constant<caf::atom("ktimeout")>;
 using nats_event_atom = caf::atom_constant<caf::atom("knatsev")>;
 using stop_atom = caf::atom_constant<caf::atom("kstop")>;
+using startup_atom = caf::atom_constant<caf::atom("kstartup")>;
+using heartbeat_atom = caf::atom_constant<caf::atom("kheartbt")>;
+using shutdown_atom = caf::atom_constant<caf::atom("kshutdown")>;
+using metadata_atom = caf::atom_constant<caf::atom("kmetadata")>;
+using restart_atom = caf::atom_constant<caf::atom("krestart")>;
+using add_atom = caf::atom_constant<caf::atom("kadd")>;
+using get_atom = caf::atom_constant<caf::atom("kget")>;
 
 // -- messages -------------------------------------------------------------------
 
