@@ -414,7 +414,7 @@ std::string connect(connection_self* self) {
   return {};
 }
 
-void publish(connection_self* self, const std::string& subject, const std::string& data,
+bool publish(connection_self* self, const std::string& subject, const std::string& data,
              const char* reply) {
   auto& s = self->state;
   natsStatus st = NATS_CONNECTION_CLOSED;
@@ -427,7 +427,7 @@ void publish(connection_self* self, const std::string& subject, const std::strin
                                     static_cast<int>(data.size()));
   if (st == NATS_OK) {
     bump(s.spec.stats->published);
-    return;
+    return true;
   }
   bump(s.spec.stats->publish_errors);
   std::uint64_t suppressed = 0;
@@ -436,6 +436,7 @@ void publish(connection_self* self, const std::string& subject, const std::strin
                       s.conn ? nats_error_text(st) : std::string{"not connected"},
                       suppressed ? fmt::format(" ({} more failures suppressed)", suppressed)
                                  : "");
+  return false;
 }
 
 std::string ensure_inbox(connection_self* self) {
@@ -555,12 +556,16 @@ caf::behavior connection_actor(connection_self* self, connection_spec spec) {
       check_drops(self, self->state.plain_subs);
       self->delayed_send(self, drop_check_interval, drop_check_atom::value);
     },
+    // Fire and forget: a returned value would be sent back to the sender.
     [self](publish_atom, const std::string& subject, const std::string& data) {
       publish(self, subject, data, nullptr);
     },
     [self](publish_atom, const std::string& subject, const std::string& data,
            const std::string& reply) {
       publish(self, subject, data, reply.empty() ? nullptr : reply.c_str());
+    },
+    [self](confirm_atom, const std::string& subject, const std::string& data) {
+      return publish(self, subject, data, nullptr);
     },
     [self](command_atom, const std::string& subject, const std::string& data) {
       publish(self, subject, data, nullptr);

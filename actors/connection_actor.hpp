@@ -4,7 +4,8 @@
 //
 // Protocol (all replies are to requests):
 //   (connect_atom)                               -> std::string error ("" = connected)
-//   (publish_atom, subject, data)                   publish; failures counted
+//   (publish_atom, subject, data)                   publish; failures counted and logged
+//   (confirm_atom, subject, data)                -> bool; the same, for requests
 //   (publish_atom, subject, data, reply)            publish with a reply subject
 //   (command_atom, subject, data)                   publish, counted as a command
 //   (request_atom, subject, data, timeout_ms)    -> std::string reply | error
@@ -34,6 +35,7 @@
 
 namespace kryten {
 using command_atom = caf::atom_constant<caf::atom("kcommand")>;
+using confirm_atom = caf::atom_constant<caf::atom("kconfirm")>;
 }
 
 namespace kryten::detail {

@@ -5,16 +5,16 @@
 #include <mutex>
 #include <random>
 #include <thread>
+#include <unistd.h>
 
 #include <caf/all.hpp>
 
 #include "actors/command_actor.hpp"
 #include "actors/connection_actor.hpp"
-#include "actors/handler_actor.hpp"
-#include "actors/handler_registry.hpp"
+#include "actors/supervisor_actor.hpp"
+#include "kryten/clock.hpp"
 #include "kryten/logging.hpp"
 #include "kryten/subjects.hpp"
-#include "kryten/clock.hpp"
 #include "runtime/signal_watcher.hpp"
 
 namespace kryten {
@@ -35,8 +35,28 @@ std::unique_ptr<caf::actor_system_config> make_system_config() {
   return cfg;
 }
 
-std::string event_label(std::string_view name, std::size_t index) {
-  return std::string{name} + "#" + std::to_string(index);
+std::string host_name() {
+  char buf[256] = {0};
+  if (gethostname(buf, sizeof(buf) - 1) != 0)
+    return "unknown";
+  return buf;
+}
+
+caf::timespan seconds(double s) {
+  return std::chrono::duration_cast<caf::timespan>(std::chrono::duration<double>(s));
+}
+
+/// metadata.endpoints of PROTOCOL.md §3, from the configured ports.
+nlohmann::json endpoints_of(const kryten_config& cfg) {
+  auto endpoints = nlohmann::json::object();
+  if (!cfg.service)
+    return endpoints;
+  auto& s = *cfg.service;
+  if (s.health_port)
+    endpoints["health"] = {{"port", *s.health_port}, {"path", s.health_path}};
+  if (s.metrics_port)
+    endpoints["metrics"] = {{"port", *s.metrics_port}, {"path", s.metrics_path}};
+  return endpoints;
 }
 
 }  // namespace
@@ -48,8 +68,7 @@ struct client::impl {
   std::unique_ptr<caf::actor_system> own_sys;
   caf::actor_system* sys = nullptr;
   bool embedded = false;
-  std::string instance_id;
-  std::string service;
+  service_identity identity;
 
   std::shared_ptr<detail::handler_registry> registry =
     std::make_shared<detail::handler_registry>();
@@ -58,7 +77,9 @@ struct client::impl {
   std::vector<std::shared_ptr<detail::subscription_stats>> channel_stats;
   std::shared_ptr<detail::handler_stats> command_stats =
     std::make_shared<detail::handler_stats>();
+  std::shared_ptr<detail::runtime_flags> flags = std::make_shared<detail::runtime_flags>();
 
+  caf::actor supervisor;
   caf::actor connection;
   caf::actor commands;
 
@@ -66,47 +87,40 @@ struct client::impl {
   mutable std::mutex mx;
   std::condition_variable cv;
   std::vector<std::pair<std::string, std::shared_ptr<detail::handler_stats>>> handler_stats;
-  std::vector<caf::actor> owned_actors;  // handler actors, stopped with the client
-  struct pending_subscription {
-    std::string subject;
-    std::string queue;
-    detail::handler_route route;
-  };
-  std::vector<pending_subscription> subscriptions;  // re-made on connect
-  bool commands_subscribed = false;
-  bool has_commands = false;
   std::mt19937_64 rng{std::random_device{}()};
-
-  // Lifecycle
   connection_state state = connection_state::connecting;
   bool lost_for_good = false;
   std::int64_t connected_since_ns = 0;
   bool stop_requested = false;
   std::string stop_reason;
+  int exit_code = 0;
   bool disconnected = false;
+  bool actors_stopped = false;
+  std::vector<std::string> stuck;  // actors that did not stop
 
   impl(kryten_config c, std::shared_ptr<spdlog::logger> l) : cfg(std::move(c)), log(std::move(l)) {
-    service = cfg.service_name();
     if (!log)
-      log = make_stderr_logger(service, cfg.log_level);
+      log = make_stderr_logger(cfg.service_name(), cfg.log_level);
     for (auto& w : cfg.warnings)
       log->warn("config: {}", w);
     for (std::size_t i = 0; i < cfg.channels.size(); ++i)
       channel_stats.push_back(std::make_shared<detail::subscription_stats>());
+    identity.service = cfg.service_name();
+    identity.version = cfg.service ? cfg.service->version : "1.0.0";
+    identity.hostname = host_name();
+    identity.instance_id = uuid4();
+    if (auto endpoints = endpoints_of(cfg); !endpoints.empty())
+      identity.metadata["endpoints"] = endpoints;
   }
 
   std::string uuid4();
   void start_actors();
   void on_status(const connection_status& st);
-  void add_route(std::string_view event_name, caf::actor actor,
-                 std::shared_ptr<detail::handler_stats> stats, handler_filter filter,
-                 std::string label);
+  void request_stop(const std::string& reason, int code);
+  std::string next_label(std::string_view base);
   detail::handler_spec make_spec(std::string label);
-  std::string subscribe_now(const pending_subscription& sub);
-  void ensure_command_subscription();
-  void wait_for_handlers(std::chrono::steady_clock::time_point deadline);
+  void add(detail::handler_registration reg);
   void stop_actors();
-  void release_actors();
 };
 
 std::string client::impl::uuid4() {
@@ -134,25 +148,51 @@ void client::impl::on_status(const connection_status& st) {
   if (st.state == connection_state::closed && !disconnected) {
     // cnats gave up reconnecting: run() returns 1.
     lost_for_good = true;
+    if (!stop_requested) {
+      stop_requested = true;
+      stop_reason = "NATS connection lost";
+      exit_code = 1;
+    }
+  }
+  cv.notify_all();
+}
+
+void client::impl::request_stop(const std::string& reason, int code) {
+  std::lock_guard<std::mutex> guard{mx};
+  if (!stop_requested) {
     stop_requested = true;
-    stop_reason = "NATS connection lost";
+    stop_reason = reason;
+    exit_code = code;
   }
   cv.notify_all();
 }
 
 void client::impl::start_actors() {
-  detail::connection_spec spec;
-  spec.nats = cfg.nats;
-  spec.channels = cfg.channels;
-  spec.client_name = service;
-  spec.registry = registry;
-  spec.stats = conn_stats;
-  spec.channel_stats = channel_stats;
+  detail::supervisor_spec spec;
+  spec.cfg = cfg;
+  spec.identity = identity;
   spec.log = log;
+  spec.registry = registry;
+  spec.conn_stats = conn_stats;
+  spec.channel_stats = channel_stats;
+  spec.command_stats = command_stats;
+  spec.flags = flags;
   spec.on_status = [this](const connection_status& st) { on_status(st); };
-  connection = detail::spawn_connection_actor(*sys, std::move(spec));
-  commands = detail::spawn_command_actor(
-    *sys, detail::command_spec{service, connection, command_stats, log});
+  spec.request_stop = [this](const std::string& reason, int code) { request_stop(reason, code); };
+  supervisor = detail::spawn_supervisor(*sys, std::move(spec));
+  caf::scoped_actor self{*sys};
+  self->request(supervisor, 10s, get_atom::value)
+    .receive(
+      [&](caf::actor& conn, caf::actor& cmds) {
+        connection = std::move(conn);
+        commands = std::move(cmds);
+      },
+      [&](caf::error& e) { log->critical("supervisor did not start: {}", sys->render(e)); });
+}
+
+std::string client::impl::next_label(std::string_view base) {
+  std::lock_guard<std::mutex> guard{mx};
+  return std::string{base} + "#" + std::to_string(handler_stats.size() + 1);
 }
 
 detail::handler_spec client::impl::make_spec(std::string label) {
@@ -165,106 +205,45 @@ detail::handler_spec client::impl::make_spec(std::string label) {
   return spec;
 }
 
-void client::impl::add_route(std::string_view event_name, caf::actor actor,
-                             std::shared_ptr<detail::handler_stats> stats,
-                             handler_filter filter, std::string label) {
-  detail::handler_route route;
-  route.event_name = to_lower(event_name);
-  route.channel = std::move(filter.channel);
-  route.domain = std::move(filter.domain);
-  route.actor = actor;
-  route.stats = stats;
-  route.capacity = cfg.handler_queue_size;
-  route.label = label;
+void client::impl::add(detail::handler_registration reg) {
   {
     std::lock_guard<std::mutex> guard{mx};
-    handler_stats.emplace_back(label, std::move(stats));
-    owned_actors.push_back(std::move(actor));
+    handler_stats.emplace_back(reg.spec.label, reg.spec.stats);
   }
-  registry->add(std::move(route));
-}
-
-std::string client::impl::subscribe_now(const pending_subscription& sub) {
-  std::string err = "no answer from the connection actor";
+  // A request, so that the route exists when on() returns.
   caf::scoped_actor self{*sys};
-  self->request(connection, 10s, subscribe_atom::value, sub.subject, sub.queue, sub.route)
-    .receive([&](std::string& e) { err = std::move(e); },
-             [&](caf::error& e) { err = sys->render(e); });
-  return err;
-}
-
-void client::impl::ensure_command_subscription() {
-  pending_subscription sub;
-  {
-    std::lock_guard<std::mutex> guard{mx};
-    if (commands_subscribed || !has_commands || state != connection_state::connected)
-      return;
-    commands_subscribed = true;
-  }
-  sub.subject = subjects::command(service);
-  sub.queue = "q";
-  sub.route.actor = commands;
-  sub.route.stats = command_stats;
-  sub.route.capacity = cfg.handler_queue_size;
-  sub.route.label = "commands";
-  if (auto err = subscribe_now(sub); !err.empty())
-    log->error("cannot serve commands: {}", err);
-}
-
-void client::impl::wait_for_handlers(std::chrono::steady_clock::time_point deadline) {
-  auto busy = [this] {
-    std::lock_guard<std::mutex> guard{mx};
-    for (auto& [label, stats] : handler_stats)
-      if (stats->queued.load(std::memory_order_relaxed) > 0)
-        return label;
-    return std::string{};
-  };
-  for (auto label = busy(); !label.empty(); label = busy()) {
-    if (std::chrono::steady_clock::now() >= deadline) {
-      log->error("handler {} still busy at the shutdown deadline; not waiting for it", label);
-      return;
-    }
-    std::this_thread::sleep_for(2ms);
-  }
+  self->request(supervisor, 10s, add_atom::value, std::move(reg))
+    .receive([](bool) {},
+             [&](caf::error& e) { log->error("cannot add handler: {}", sys->render(e)); });
 }
 
 void client::impl::stop_actors() {
-  std::vector<caf::actor> actors;
   {
     std::lock_guard<std::mutex> guard{mx};
-    actors = owned_actors;
-  }
-  actors.push_back(commands);
-  actors.push_back(connection);
-  caf::scoped_actor self{*sys};
-  for (auto& a : actors) {
-    self->monitor(a);
-    self->send_exit(a, caf::exit_reason::user_shutdown);
-  }
-  auto deadline = std::chrono::steady_clock::now() + 5s;
-  for (std::size_t down = 0; down < actors.size();) {
-    bool timed_out = false;
-    self->receive([&](caf::down_msg&) { ++down; },
-                  caf::after(std::chrono::duration_cast<caf::timespan>(
-                    std::max(deadline - std::chrono::steady_clock::now(),
-                             std::chrono::steady_clock::duration{0})))
-                    >> [&] { timed_out = true; });
-    if (timed_out) {
-      log->error("{} actors did not stop within 5 s", actors.size() - down);
+    if (actors_stopped)
       return;
-    }
+    actors_stopped = true;
   }
-}
-
-/// Drops every handle: a detached actor's thread ends only once nothing
-/// references the actor, and the actor system waits for that thread.
-void client::impl::release_actors() {
-  std::lock_guard<std::mutex> guard{mx};
-  owned_actors.clear();
-  subscriptions.clear();
-  registry.reset();
-  commands = nullptr;
+  caf::scoped_actor self{*sys};
+  self->request(supervisor, 10s, stop_atom::value)
+    .receive([&](std::vector<std::string>& names) { stuck = std::move(names); },
+             [&](caf::error& e) { stuck.push_back("supervisor: " + sys->render(e)); });
+  if (stuck.empty()) {
+    self->monitor(supervisor);
+    self->send_exit(supervisor, caf::exit_reason::user_shutdown);
+    self->receive([](caf::down_msg&) {}, caf::after(5s) >> [&] { stuck.push_back("supervisor"); });
+  }
+  if (!stuck.empty()) {
+    std::string names;
+    for (auto& n : stuck)
+      names += (names.empty() ? "" : ", ") + n;
+    log->error("not stopped within the deadline: {}", names);
+  }
+  // A detached actor's thread ends only once nothing references the actor,
+  // and the actor system waits for that thread.
+  supervisor = nullptr;
   connection = nullptr;
+  commands = nullptr;
 }
 
 // -- client ---------------------------------------------------------------------
@@ -274,8 +253,8 @@ client::client(kryten_config config, std::shared_ptr<spdlog::logger> logger)
   impl_->own_cfg = make_system_config();
   impl_->own_sys = std::make_unique<caf::actor_system>(*impl_->own_cfg);
   impl_->sys = impl_->own_sys.get();
-  impl_->instance_id = impl_->uuid4();
   impl_->start_actors();
+  add_builtin_commands();
 }
 
 client::client(caf::actor_system& system, kryten_config config,
@@ -283,41 +262,50 @@ client::client(caf::actor_system& system, kryten_config config,
   : impl_(std::make_unique<impl>(std::move(config), std::move(logger))) {
   impl_->sys = &system;
   impl_->embedded = true;
-  impl_->instance_id = impl_->uuid4();
   impl_->start_actors();
+  add_builtin_commands();
 }
 
 client::~client() {
   disconnect("Client destroyed");
   impl_->stop_actors();
-  impl_->release_actors();
+  impl_->registry.reset();
+  if (!impl_->stuck.empty() && impl_->own_sys) {
+    // A handler that never returns keeps its scheduler thread; destroying the
+    // actor system would wait for it forever. Leave the system to the OS.
+    impl_->log->error("leaving the actor system behind: a handler is stuck");
+    (void) impl_->own_sys.release();
+  }
   impl_->own_sys.reset();  // waits for every actor of its own
+}
+
+void client::add_builtin_commands() {
+  if (!impl_->cfg.service)
+    return;
+  on_command("ping", [this](const command_request&) {
+    return nlohmann::json{{"pong", true},
+                          {"service", impl_->identity.service},
+                          {"instance_id", impl_->identity.instance_id}};
+  });
+  on_command("health", [this](const command_request&) { return health().to_json(); });
 }
 
 void client::connect() {
   auto& s = *impl_;
-  auto servers = static_cast<double>(s.cfg.nats.servers.size());
-  auto timeout = std::chrono::duration_cast<caf::timespan>(
-    std::chrono::duration<double>(s.cfg.nats.connect_timeout * servers + 5.0));
-  std::string err = "no answer from the connection actor";
-  caf::scoped_actor self{*s.sys};
-  self->request(s.connection, timeout, connect_atom::value)
-    .receive([&](std::string& e) { err = std::move(e); },
-             [&](caf::error& e) { err = s.sys->render(e); });
+  auto timeout = seconds(s.cfg.nats.connect_timeout * s.cfg.nats.servers.size() + 20.0);
+  std::string err = "no answer from the supervisor";
+  {
+    caf::scoped_actor self{*s.sys};
+    self->request(s.supervisor, timeout, connect_atom::value)
+      .receive([&](std::string& e) { err = std::move(e); },
+               [&](caf::error& e) { err = s.sys->render(e); });
+  }
   if (!err.empty()) {
     s.log->error("{}", err);
     throw connect_error(err);
   }
-  std::vector<impl::pending_subscription> subs;
-  {
-    std::lock_guard<std::mutex> guard{s.mx};
-    subs = s.subscriptions;
-    s.disconnected = false;
-  }
-  for (auto& sub : subs)
-    if (auto e = s.subscribe_now(sub); !e.empty())
-      s.log->error("{}", e);
-  s.ensure_command_subscription();
+  std::lock_guard<std::mutex> guard{s.mx};
+  s.disconnected = false;
 }
 
 int client::run() {
@@ -331,49 +319,45 @@ int client::run() {
   // After the signal handlers are in: from here on SIGINT/SIGTERM stop cleanly.
   s.log->info("running until stopped{}", s.embedded ? "" : " (SIGINT/SIGTERM)");
   std::string reason;
-  bool lost = false;
+  int code = 0;
   {
     std::unique_lock<std::mutex> guard{s.mx};
     s.cv.wait(guard, [&] { return s.stop_requested || s.disconnected; });
     reason = s.stop_reason;
-    lost = s.lost_for_good;
+    code = s.exit_code;
   }
   disconnect(reason.empty() ? "Normal shutdown" : reason);
-  return lost ? 1 : 0;
+  if (!s.embedded) {
+    s.stop_actors();
+    if (!s.stuck.empty()) {
+      // Shutdown was published and NATS closed; a stuck handler must not keep
+      // the process alive.
+      s.log->critical("exiting with stuck handlers");
+      s.log->flush();
+      std::_Exit(code);
+    }
+  }
+  return code;
 }
 
 void client::stop(std::string reason) {
-  std::lock_guard<std::mutex> guard{impl_->mx};
-  if (!impl_->stop_requested) {
-    impl_->stop_requested = true;
-    impl_->stop_reason = std::move(reason);
-  }
-  impl_->cv.notify_all();
+  impl_->request_stop(reason, 0);
 }
 
 void client::disconnect(std::string reason) {
   auto& s = *impl_;
   {
     std::lock_guard<std::mutex> guard{s.mx};
-    if (s.disconnected)
+    if (s.disconnected || s.actors_stopped)
       return;
     s.disconnected = true;
   }
-  auto deadline = std::chrono::steady_clock::now()
-                  + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                    std::chrono::duration<double>(
-                      s.cfg.service ? s.cfg.service->shutdown_timeout : 10.0));
-  s.log->info("disconnecting: {}", reason);
+  auto total = s.cfg.service ? s.cfg.service->shutdown_timeout : 10.0;
   caf::scoped_actor self{*s.sys};
-  self->request(s.connection, 5s, unsubscribe_atom::value)
-    .receive([](bool) {}, [](caf::error&) {});
-  s.wait_for_handlers(deadline);
-  self->request(s.connection, 10s, close_atom::value, reason)
-    .receive([](bool) {}, [&](caf::error& e) {
-      s.log->error("closing the NATS connection failed: {}", s.sys->render(e));
-    });
+  self->request(s.supervisor, seconds(total + 5.0), shutdown_atom::value, reason)
+    .receive([](bool) {},
+             [&](caf::error& e) { s.log->error("shutdown: {}", s.sys->render(e)); });
   std::lock_guard<std::mutex> guard{s.mx};
-  s.commands_subscribed = false;
   s.cv.notify_all();
 }
 
@@ -385,33 +369,51 @@ bool client::is_connected() const {
 void client::on_callbacks(std::string_view event_name, event_callbacks callbacks,
                           handler_filter filter) {
   auto& s = *impl_;
-  std::size_t index;
-  {
-    std::lock_guard<std::mutex> guard{s.mx};
-    index = s.handler_stats.size() + 1;
-  }
-  auto spec = s.make_spec(event_label(to_lower(event_name), index));
-  spec.callbacks = std::move(callbacks);
-  auto stats = spec.stats;
-  auto label = spec.label;
-  auto actor = s.sys->spawn(detail::handler_actor, std::move(spec));
-  s.add_route(event_name, std::move(actor), std::move(stats), std::move(filter),
-              std::move(label));
+  detail::handler_registration reg;
+  reg.event_name = to_lower(event_name);
+  reg.filter = std::move(filter);
+  reg.spec = s.make_spec(s.next_label(reg.event_name));
+  reg.spec.callbacks = std::move(callbacks);
+  s.add(std::move(reg));
 }
 
 void client::on_actor(std::string_view event_name, caf::actor handler, handler_filter filter) {
   auto& s = *impl_;
-  std::size_t index;
-  {
-    std::lock_guard<std::mutex> guard{s.mx};
-    index = s.handler_stats.size() + 1;
-  }
-  auto spec = s.make_spec(event_label(to_lower(event_name), index) + "(actor)");
-  auto stats = spec.stats;
-  auto label = spec.label;
-  auto proxy = s.sys->spawn(detail::forwarding_actor, std::move(spec), std::move(handler));
-  s.add_route(event_name, std::move(proxy), std::move(stats), std::move(filter),
-              std::move(label));
+  detail::handler_registration reg;
+  reg.event_name = to_lower(event_name);
+  reg.filter = std::move(filter);
+  reg.spec = s.make_spec(s.next_label(reg.event_name) + "(actor)");
+  reg.target = std::move(handler);
+  s.add(std::move(reg));
+}
+
+void client::subscribe(std::string_view subject, std::function<void(const bus_message&)> cb) {
+  auto& s = *impl_;
+  detail::handler_registration reg;
+  reg.subject = std::string{subject};
+  reg.spec = s.make_spec(s.next_label(subject));
+  reg.spec.callbacks.bus = std::move(cb);
+  s.add(std::move(reg));
+}
+
+void client::on_group_restart(std::function<void(const nlohmann::json&)> callback) {
+  caf::anon_send(impl_->supervisor, restart_atom::value,
+                 detail::restart_callback{std::move(callback)});
+}
+
+void client::on_group_restart(caf::actor listener) {
+  caf::anon_send(impl_->supervisor, restart_atom::value, std::move(listener));
+}
+
+void client::publish_group_restart(const std::string& reason, double delay_seconds,
+                                   const std::string& initiator) {
+  auto notice = make_restart_notice(initiator.empty() ? impl_->identity.service : initiator,
+                                    reason, delay_seconds);
+  publish(subjects::group_restart, notice);
+}
+
+void client::set_metadata(const std::string& key, const nlohmann::json& value) {
+  caf::anon_send(impl_->supervisor, metadata_atom::value, key, value.dump());
 }
 
 std::string client::send_command(std::string_view service, std::string_view type,
@@ -424,7 +426,7 @@ std::string client::send_command(std::string_view service, std::string_view type
     {"command", type},
     {"args", body.is_object() ? body : nlohmann::json{{"value", body}}},
     {"meta",
-     {{"source", s.service},
+     {{"source", s.identity.service},
       {"timestamp", detail::iso8601_now()},
       {"domain", domain ? *domain : s.cfg.channels.front().domain},
       {"channel", channel ? *channel : s.cfg.channels.front().channel},
@@ -434,13 +436,7 @@ std::string client::send_command(std::string_view service, std::string_view type
 }
 
 void client::on_command(std::string command, command_handler handler) {
-  auto& s = *impl_;
-  caf::anon_send(s.commands, subscribe_atom::value, std::move(command), std::move(handler));
-  {
-    std::lock_guard<std::mutex> guard{s.mx};
-    s.has_commands = true;
-  }
-  s.ensure_command_subscription();
+  caf::anon_send(impl_->commands, subscribe_atom::value, std::move(command), std::move(handler));
 }
 
 void client::publish(std::string_view subject, std::string_view data) {
@@ -450,34 +446,6 @@ void client::publish(std::string_view subject, std::string_view data) {
 
 void client::publish(std::string_view subject, const nlohmann::json& body) {
   publish(subject, std::string_view{body.dump()});
-}
-
-void client::subscribe(std::string_view subject, std::function<void(const bus_message&)> cb) {
-  auto& s = *impl_;
-  std::size_t index;
-  {
-    std::lock_guard<std::mutex> guard{s.mx};
-    index = s.handler_stats.size() + 1;
-  }
-  auto spec = s.make_spec(std::string{subject} + "#" + std::to_string(index));
-  spec.callbacks.bus = std::move(cb);
-  impl::pending_subscription sub;
-  sub.subject = std::string{subject};
-  sub.route.stats = spec.stats;
-  sub.route.capacity = s.cfg.handler_queue_size;
-  sub.route.label = spec.label;
-  sub.route.actor = s.sys->spawn(detail::handler_actor, spec);
-  bool now;
-  {
-    std::lock_guard<std::mutex> guard{s.mx};
-    s.handler_stats.emplace_back(spec.label, spec.stats);
-    s.owned_actors.push_back(sub.route.actor);
-    s.subscriptions.push_back(sub);
-    now = s.state == connection_state::connected && !s.disconnected;
-  }
-  if (now)
-    if (auto err = s.subscribe_now(sub); !err.empty())
-      s.log->error("{}", err);
 }
 
 nlohmann::json client::request(std::string_view subject, const nlohmann::json& body,
@@ -503,41 +471,64 @@ nlohmann::json client::request(std::string_view subject, const nlohmann::json& b
 health_status client::health() const {
   auto& s = *impl_;
   health_status h;
-  h.service = s.service;
-  for (auto& ch : s.cfg.channels)
-    h.channels.push_back(ch.domain + "/" + ch.channel);
+  h.service = s.identity.service;
   std::int64_t last_event = 0;
-  for (auto& st : s.channel_stats) {
-    h.events_received += detail::read(st->received);
-    h.decode_errors += st->decode_error_total();
-    h.dropped_events += detail::read(st->dropped_by_nats);
-    last_event = std::max(last_event, st->last_event_unix_ns.load(std::memory_order_relaxed));
+  for (std::size_t i = 0; i < s.channel_stats.size(); ++i) {
+    auto& st = *s.channel_stats[i];
+    auto name = s.cfg.channels[i].domain + "/" + s.cfg.channels[i].channel;
+    h.channels.push_back(name);
+    auto received = detail::read(st.received);
+    h.events_by_channel[name] = received;
+    h.events_received += received;
+    h.decode_errors += st.decode_error_total();
+    h.dropped_events += detail::read(st.dropped_by_nats);
+    last_event = std::max(last_event, st.last_event_unix_ns.load(std::memory_order_relaxed));
   }
   if (last_event > 0)
     h.last_event_time = detail::iso8601(last_event);
   auto& cs = *s.conn_stats;
   h.commands_sent = detail::read(cs.commands_sent);
   h.nats_errors = detail::read(cs.nats_errors) + detail::read(cs.slow_consumer_errors);
-  h.publish_errors = detail::read(cs.publish_errors);
+  h.publish_errors = detail::read(cs.publish_errors) + detail::read(cs.lifecycle_errors);
   h.reconnects = detail::read(cs.reconnects);
+  h.handler_restarts = detail::read(s.flags->handler_restarts);
+  h.shutting_down = s.flags->shutting_down.load();
   std::uint64_t run_ns = 0;
   std::lock_guard<std::mutex> guard{s.mx};
   for (auto& [label, st] : s.handler_stats) {
-    h.handler_exceptions += detail::read(st->exceptions);
-    h.handler_timeouts += detail::read(st->timeouts);
-    h.dropped_events += detail::read(st->dropped);
-    h.events_handled += detail::read(st->handled);
+    handler_health hh;
+    hh.label = label;
+    hh.up = st->up.load();
+    hh.handled = detail::read(st->handled);
+    hh.exceptions = detail::read(st->exceptions);
+    hh.timeouts = detail::read(st->timeouts);
+    hh.dropped = detail::read(st->dropped);
+    hh.restarts = detail::read(st->restarts);
+    hh.queued = st->queued.load(std::memory_order_relaxed);
+    hh.run.count = hh.handled;
+    hh.run.mean_ms = hh.handled ? detail::read(st->run_ns) / 1e6 / hh.handled : 0.0;
+    hh.queue.count = hh.handled;
+    hh.queue.mean_ms = hh.handled ? detail::read(st->queue_ns) / 1e6 / hh.handled : 0.0;
+    h.handler_exceptions += hh.exceptions;
+    h.handler_timeouts += hh.timeouts;
+    h.dropped_events += hh.dropped;
+    h.events_handled += hh.handled;
     run_ns += detail::read(st->run_ns);
+    h.handlers.push_back(std::move(hh));
   }
   h.handlers_registered = s.handler_stats.size();
   h.avg_event_latency_ms = h.events_handled ? run_ns / 1e6 / h.events_handled : 0.0;
+  h.handler_latency.count = h.events_handled;
+  h.handler_latency.mean_ms = h.avg_event_latency_ms;
   h.errors = h.decode_errors + h.handler_exceptions + h.handler_timeouts + h.dropped_events
              + h.nats_errors + h.publish_errors;
   h.connected = s.state == connection_state::connected && !s.disconnected;
-  h.state = s.lost_for_good                                  ? "error"
-            : h.connected                                    ? "connected"
-            : s.state == connection_state::connecting        ? "connecting"
-                                                             : "disconnected";
+  h.state = s.lost_for_good                           ? "error"
+            : h.connected                             ? "connected"
+            : s.state == connection_state::connecting ? "connecting"
+                                                      : "disconnected";
+  h.ready = h.connected && s.flags->ready.load() && !h.shutting_down;
+  h.degraded = s.flags->handler_down.load();
   if (s.connected_since_ns > 0)
     h.uptime_seconds = (detail::steady_ns() - s.connected_since_ns) / 1e9;
   return h;
@@ -548,7 +539,7 @@ const kryten_config& client::config() const {
 }
 
 const std::string& client::instance_id() const {
-  return impl_->instance_id;
+  return impl_->identity.instance_id;
 }
 
 std::shared_ptr<spdlog::logger> client::logger() const {
@@ -560,25 +551,54 @@ caf::actor_system& client::system() {
 }
 
 nlohmann::json health_status::to_json() const {
-  return {{"service", service},
-          {"connected", connected},
-          {"state", state},
-          {"uptime_seconds", uptime_seconds},
-          {"channels", channels},
-          {"events_received", events_received},
-          {"commands_sent", commands_sent},
-          {"errors", errors},
-          {"avg_event_latency_ms", avg_event_latency_ms},
-          {"last_event_time", last_event_time ? nlohmann::json(*last_event_time) : nullptr},
-          {"handlers_registered", handlers_registered},
-          {"decode_errors", decode_errors},
-          {"handler_exceptions", handler_exceptions},
-          {"handler_timeouts", handler_timeouts},
-          {"dropped_events", dropped_events},
-          {"nats_errors", nats_errors},
-          {"publish_errors", publish_errors},
-          {"reconnects", reconnects},
-          {"events_handled", events_handled}};
+  auto summary = [](const latency_summary& l) {
+    return nlohmann::json{{"count", l.count},     {"mean_ms", l.mean_ms}, {"p50_ms", l.p50_ms},
+                          {"p90_ms", l.p90_ms},   {"p99_ms", l.p99_ms},   {"p999_ms", l.p999_ms},
+                          {"max_ms", l.max_ms}};
+  };
+  auto handlers_json = nlohmann::json::array();
+  for (auto& hh : handlers)
+    handlers_json.push_back({{"label", hh.label},
+                             {"up", hh.up},
+                             {"handled", hh.handled},
+                             {"exceptions", hh.exceptions},
+                             {"timeouts", hh.timeouts},
+                             {"dropped", hh.dropped},
+                             {"restarts", hh.restarts},
+                             {"queued", hh.queued},
+                             {"run", summary(hh.run)},
+                             {"queue", summary(hh.queue)}});
+  nlohmann::json j{{"service", service},
+                   {"connected", connected},
+                   {"state", state},
+                   {"uptime_seconds", uptime_seconds},
+                   {"channels", channels},
+                   {"events_received", events_received},
+                   {"commands_sent", commands_sent},
+                   {"errors", errors},
+                   {"avg_event_latency_ms", avg_event_latency_ms},
+                   {"last_event_time", last_event_time ? nlohmann::json(*last_event_time) : nullptr},
+                   {"handlers_registered", handlers_registered},
+                   {"decode_errors", decode_errors},
+                   {"handler_exceptions", handler_exceptions},
+                   {"handler_timeouts", handler_timeouts},
+                   {"dropped_events", dropped_events},
+                   {"nats_errors", nats_errors},
+                   {"publish_errors", publish_errors},
+                   {"reconnects", reconnects},
+                   {"events_handled", events_handled},
+                   {"handler_restarts", handler_restarts},
+                   {"events_by_channel", events_by_channel},
+                   {"handler_latency", summary(handler_latency)},
+                   {"queue_delay", summary(queue_delay)},
+                   {"handlers", handlers_json},
+                   {"ready", ready},
+                   {"shutting_down", shutting_down},
+                   {"degraded", degraded}};
+  if (details.is_object())
+    for (auto& [k, v] : details.items())
+      j[k] = v;
+  return j;
 }
 
 }  // namespace kryten

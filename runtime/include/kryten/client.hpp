@@ -127,6 +127,21 @@ public:
   nlohmann::json request(std::string_view subject, const nlohmann::json& body,
                          std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
+  // -- lifecycle (PROTOCOL.md §3-§5) ----------------------------------------------
+
+  /// Called with the whole notice (defaults filled in) on every group restart
+  /// notice; runs in the supervisor actor, so keep it short. One that throws
+  /// is logged and does not stop the others.
+  void on_group_restart(std::function<void(const nlohmann::json&)> callback);
+  /// The actor receives a kryten::restart_notice message for every notice.
+  void on_group_restart(caf::actor listener);
+  /// Asks every service on the bus to restart (kryten.lifecycle.group.restart).
+  /// `initiator` defaults to this service's name.
+  void publish_group_restart(const std::string& reason, double delay_seconds = 5,
+                             const std::string& initiator = "");
+  /// Adds an entry to `metadata` of every lifecycle event from now on.
+  void set_metadata(const std::string& key, const nlohmann::json& value);
+
   // -- state ----------------------------------------------------------------------
 
   health_status health() const;
@@ -136,6 +151,8 @@ public:
   caf::actor_system& system();
 
 private:
+  void add_builtin_commands();
+
   struct impl;
   std::unique_ptr<impl> impl_;
 };

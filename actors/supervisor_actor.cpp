@@ -1,0 +1,551 @@
+#include "actors/supervisor_actor.hpp"
+
+#include <chrono>
+#include <deque>
+#include <map>
+
+#include <caf/all.hpp>
+
+#include "actors/command_actor.hpp"
+#include "actors/connection_actor.hpp"
+#include "actors/discovery_actor.hpp"
+#include "actors/heartbeat_actor.hpp"
+#include "actors/lifecycle_actor.hpp"
+#include "kryten/clock.hpp"
+#include "kryten/subjects.hpp"
+
+namespace kryten::detail {
+
+namespace {
+
+using namespace std::chrono_literals;
+using std::chrono::steady_clock;
+using drain_atom = caf::atom_constant<caf::atom("kdrain")>;
+using restart_now_atom = caf::atom_constant<caf::atom("krstnow")>;
+
+/// A handler the supervisor keeps alive.
+struct supervised_handler {
+  handler_registration reg;
+  caf::actor actor;
+  std::deque<steady_clock::time_point> restarts;  // within the window
+};
+
+struct plain_subscription_request {
+  std::string subject;
+  std::string queue;
+  handler_route route;
+};
+
+struct supervisor_state {
+  supervisor_spec spec;
+  caf::actor connection, lifecycle, heartbeat, discovery, commands;
+  std::map<caf::actor_addr, supervised_handler> handlers;
+  std::vector<plain_subscription_request> plain_subs;  // (re)made on connect
+  std::vector<restart_callback> restart_callbacks;
+  std::vector<caf::actor> restart_listeners;
+  std::shared_ptr<handler_stats> inbox = std::make_shared<handler_stats>();  // its bus queue
+  std::shared_ptr<handler_stats> discovery_inbox = std::make_shared<handler_stats>();
+  bool connected_once = false;
+  bool shutting_down = false;
+  bool shut_down = false;
+  std::vector<caf::response_promise> shutdown_waiters;
+  std::string shutdown_reason;
+  steady_clock::time_point shutdown_deadline;
+  steady_clock::time_point drain_deadline;
+  caf::response_promise stop_promise;
+  std::size_t awaiting_down = 0;
+  static inline const char* name = "kryten.supervisor";
+};
+
+using supervisor_self = caf::stateful_actor<supervisor_state>;
+
+bool lifecycle_on(const supervisor_spec& spec) {
+  return spec.cfg.service && spec.cfg.service->enable_lifecycle;
+}
+
+caf::timespan seconds(double s) {
+  return std::chrono::duration_cast<caf::timespan>(std::chrono::duration<double>(s));
+}
+
+// -- start-up -------------------------------------------------------------------
+
+void spawn_core(supervisor_self* self) {
+  auto& s = self->state;
+  auto& spec = s.spec;
+  connection_spec cs;
+  cs.nats = spec.cfg.nats;
+  cs.channels = spec.cfg.channels;
+  cs.client_name = spec.identity.service;
+  cs.registry = spec.registry;
+  cs.stats = spec.conn_stats;
+  cs.channel_stats = spec.channel_stats;
+  cs.log = spec.log;
+  cs.on_status = spec.on_status;
+  s.connection = spawn_connection_actor(self->system(), std::move(cs));
+  self->monitor(s.connection);
+  if (lifecycle_on(spec)) {
+    s.lifecycle = spawn_lifecycle_actor(
+      self->system(), lifecycle_spec{spec.identity, s.connection, spec.conn_stats, spec.log});
+    self->monitor(s.lifecycle);
+    self->send(s.connection, status_atom::value, s.lifecycle);
+  }
+  s.commands = spawn_command_actor(
+    self->system(),
+    command_spec{spec.identity.service, s.connection, spec.command_stats, spec.log});
+  self->monitor(s.commands);
+}
+
+void spawn_discovery(supervisor_self* self, std::vector<plain_subscription_request>& subs) {
+  auto& s = self->state;
+  auto& spec = s.spec;
+  if (!spec.cfg.service)
+    return;
+  std::string why;
+  bool micro = micro_identity_ok(spec.identity.service, spec.identity.version, why);
+  if (!micro)
+    spec.log->warn("not registered with the NATS Service API: {}", why);
+  if (!micro && !spec.cfg.service->enable_discovery)
+    return;
+  discovery_spec ds;
+  ds.name = spec.identity.service;
+  ds.version = spec.identity.version;
+  ds.instance_id = spec.identity.instance_id;
+  ds.description = "kryten-cpp service " + spec.identity.service;
+  ds.started = rfc3339_utc(unix_ns());
+  ds.command_subject = subjects::command(spec.identity.service);
+  if (spec.cfg.service->enable_discovery)
+    ds.lifecycle = s.lifecycle;
+  ds.connection = s.connection;
+  ds.inbox = s.discovery_inbox;
+  ds.command_stats = spec.command_stats;
+  ds.commands = s.commands;
+  ds.log = spec.log;
+  s.discovery = spawn_discovery_actor(self->system(), ds);
+  self->monitor(s.discovery);
+  auto route_to_discovery = [&](const std::string& subject) {
+    handler_route r;
+    r.actor = s.discovery;
+    r.stats = s.discovery_inbox;
+    r.capacity = 1000;
+    r.label = "discovery";
+    subs.push_back({subject, "", std::move(r)});
+  };
+  if (spec.cfg.service->enable_discovery && s.lifecycle)
+    route_to_discovery(std::string{subjects::discovery_poll});
+  if (micro)
+    for (auto& subject : micro_subjects(ds.name, ds.instance_id))
+      route_to_discovery(subject);
+}
+
+std::vector<plain_subscription_request> service_subscriptions(supervisor_self* self) {
+  auto& s = self->state;
+  std::vector<plain_subscription_request> subs;
+  handler_route restart_route;
+  restart_route.actor = caf::actor_cast<caf::actor>(self);
+  restart_route.stats = s.inbox;
+  restart_route.capacity = 1000;
+  restart_route.label = "group-restart";
+  subs.push_back({std::string{subjects::group_restart}, "", std::move(restart_route)});
+  handler_route commands;
+  commands.actor = s.commands;
+  commands.stats = s.spec.command_stats;
+  commands.capacity = s.spec.cfg.handler_queue_size;
+  commands.label = "commands";
+  subs.push_back({subjects::command(s.spec.identity.service), "q", std::move(commands)});
+  if (!s.discovery)
+    spawn_discovery(self, subs);
+  for (auto& p : s.plain_subs)
+    subs.push_back(p);
+  return subs;
+}
+
+/// Subscribes one after another; `done` gets the first error or "".
+void subscribe_all(supervisor_self* self,
+                   std::shared_ptr<std::vector<plain_subscription_request>> subs, std::size_t i,
+                   std::function<void(std::string)> done) {
+  if (i == subs->size()) {
+    done({});
+    return;
+  }
+  auto& sub = (*subs)[i];
+  self->request(self->state.connection, 10s, subscribe_atom::value, sub.subject, sub.queue,
+                sub.route)
+    .then(
+      [self, subs, i, done](std::string& err) {
+        if (!err.empty())
+          done(err);
+        else
+          subscribe_all(self, subs, i + 1, done);
+      },
+      [self, done](caf::error& e) { done(self->system().render(e)); });
+}
+
+void announce(supervisor_self* self, caf::response_promise rp) {
+  auto& s = self->state;
+  s.connected_once = true;
+  auto finish = [self, rp]() mutable {
+    auto& st = self->state;
+    if (st.lifecycle && st.spec.cfg.service->enable_heartbeat && !st.heartbeat) {
+      auto ms = std::chrono::milliseconds(st.spec.cfg.service->heartbeat_interval * 1000);
+      st.heartbeat = spawn_heartbeat_actor(self->system(), st.lifecycle, ms);
+      self->monitor(st.heartbeat);
+    }
+    st.spec.flags->ready = !st.shutting_down;
+    rp.deliver(std::string{});
+  };
+  if (!s.lifecycle) {
+    finish();
+    return;
+  }
+  self->request(s.lifecycle, 5s, startup_atom::value)
+    .then([finish](bool) mutable { finish(); }, [finish](caf::error&) mutable { finish(); });
+}
+
+caf::result<std::string> connect(supervisor_self* self) {
+  auto rp = self->make_response_promise<std::string>();
+  auto& s = self->state;
+  auto timeout = seconds(s.spec.cfg.nats.connect_timeout * s.spec.cfg.nats.servers.size() + 5);
+  self->request(s.connection, timeout, connect_atom::value)
+    .then(
+      [self, rp](std::string& err) mutable {
+        if (!err.empty()) {
+          rp.deliver(err);
+          return;
+        }
+        auto subs = std::make_shared<std::vector<plain_subscription_request>>(
+          service_subscriptions(self));
+        subscribe_all(self, subs, 0, [self, rp](std::string err) mutable {
+          if (!err.empty())
+            rp.deliver(err);
+          else
+            announce(self, rp);
+        });
+      },
+      [self, rp](caf::error& e) mutable { rp.deliver(self->system().render(e)); });
+  return rp;
+}
+
+// -- handlers -------------------------------------------------------------------
+
+caf::actor spawn_handler(supervisor_self* self, const handler_registration& reg) {
+  auto actor = reg.target ? self->system().spawn(forwarding_actor, reg.spec, reg.target)
+                          : self->system().spawn(handler_actor, reg.spec);
+  self->monitor(actor);
+  return actor;
+}
+
+handler_route route_of(const supervisor_self* self, const handler_registration& reg,
+                       caf::actor actor) {
+  handler_route r;
+  r.event_name = reg.event_name;
+  r.channel = reg.filter.channel;
+  r.domain = reg.filter.domain;
+  r.actor = std::move(actor);
+  r.stats = reg.spec.stats;
+  r.capacity = self->state.spec.cfg.handler_queue_size;
+  r.label = reg.spec.label;
+  return r;
+}
+
+void add_handler(supervisor_self* self, handler_registration& reg) {
+  auto& s = self->state;
+  auto actor = spawn_handler(self, reg);
+  if (reg.subject.empty()) {
+    s.spec.registry->add(route_of(self, reg, actor));
+  } else {
+    plain_subscription_request sub{reg.subject, "", route_of(self, reg, actor)};
+    s.plain_subs.push_back(sub);
+    if (s.connected_once)
+      self->request(s.connection, 10s, subscribe_atom::value, sub.subject, sub.queue, sub.route)
+        .then([self](std::string& err) {
+          if (!err.empty())
+            self->state.spec.log->error("{}", err);
+        },
+              [](caf::error&) {});
+  }
+  s.handlers.emplace(actor.address(), supervised_handler{std::move(reg), actor, {}});
+}
+
+bool may_restart(supervisor_self* self, supervised_handler& h) {
+  auto& cfg = *self->state.spec.cfg.service;
+  auto now = steady_clock::now();
+  auto window = std::chrono::duration_cast<steady_clock::duration>(
+    std::chrono::duration<double>(cfg.handler_restart_window));
+  while (!h.restarts.empty() && now - h.restarts.front() > window)
+    h.restarts.pop_front();
+  if (static_cast<int>(h.restarts.size()) >= cfg.handler_restart_limit)
+    return false;
+  h.restarts.push_back(now);
+  return true;
+}
+
+void on_handler_down(supervisor_self* self, const caf::down_msg& down) {
+  auto& s = self->state;
+  auto i = s.handlers.find(down.source);
+  if (i == s.handlers.end())
+    return;
+  auto h = std::move(i->second);
+  s.handlers.erase(i);
+  if (s.shutting_down || !down.reason || down.reason == caf::exit_reason::user_shutdown)
+    return;
+  auto& label = h.reg.spec.label;
+  auto why = self->system().render(down.reason);
+  auto& stats = *h.reg.spec.stats;
+  stats.queued.store(0, std::memory_order_relaxed);  // its mailbox died with it
+  service_config defaults;
+  if (!s.spec.cfg.service)
+    s.spec.cfg.service = defaults;  // restart limits apply without a service section too
+  if (!may_restart(self, h)) {
+    stats.up = false;
+    s.spec.flags->handler_down = true;
+    s.spec.registry->remove(label);
+    s.spec.log->error("handler {} died ({}) and reached its restart limit ({} in {} s): it "
+                      "stays down and the service is degraded",
+                      label, why, s.spec.cfg.service->handler_restart_limit,
+                      s.spec.cfg.service->handler_restart_window);
+    return;
+  }
+  bump(stats.restarts);
+  bump(s.spec.flags->handler_restarts);
+  h.actor = spawn_handler(self, h.reg);
+  s.spec.registry->replace(label, h.actor);
+  s.spec.log->warn("handler {} died ({}); restarted", label, why);
+  s.handlers.emplace(h.actor.address(), std::move(h));
+}
+
+// -- group restart notices -----------------------------------------------------
+
+void on_restart_notice(supervisor_self* self, const bus_message& msg) {
+  auto& s = self->state;
+  std::string error;
+  auto notice = parse_restart_notice(msg.data, error);
+  if (!notice) {
+    s.spec.log->error("ignoring group restart notice: {}", error);
+    return;
+  }
+  s.spec.log->warn("group restart requested by {}: {} (delay {} s)", notice->initiator,
+                   notice->reason, notice->delay_seconds);
+  auto body = notice->json();
+  for (auto& cb : s.restart_callbacks) {
+    try {
+      cb(body);
+    } catch (const std::exception& e) {
+      s.spec.log->error("group restart callback threw: {}", e.what());
+    } catch (...) {
+      s.spec.log->error("group restart callback threw a non-standard exception");
+    }
+  }
+  for (auto& listener : s.restart_listeners)
+    self->send(listener, *notice);
+  if (s.spec.cfg.service && s.spec.cfg.service->restart_on_notice) {
+    s.spec.log->warn("restart_on_notice: stopping in {} s (exit code {})",
+                     notice->delay_seconds, restart_exit_code);
+    self->delayed_send(self, seconds(notice->delay_seconds), restart_now_atom::value,
+                       "Group restart: " + notice->reason);
+  }
+}
+
+// -- shutdown ---------------------------------------------------------------------
+
+std::vector<std::string> busy_handlers(supervisor_self* self) {
+  std::vector<std::string> busy;
+  for (auto& [addr, h] : self->state.handlers)
+    if (h.reg.spec.stats->queued.load(std::memory_order_relaxed) > 0)
+      busy.push_back(h.reg.spec.label);
+  return busy;
+}
+
+void finish_shutdown(supervisor_self* self) {
+  auto& s = self->state;
+  s.shut_down = true;
+  for (auto& rp : s.shutdown_waiters)
+    rp.deliver(true);
+  s.shutdown_waiters.clear();
+}
+
+caf::timespan remaining(const supervisor_self* self, caf::timespan cap) {
+  auto left = self->state.shutdown_deadline - steady_clock::now();
+  auto t = std::chrono::duration_cast<caf::timespan>(left);
+  return std::max(std::min(t, cap), caf::timespan{std::chrono::milliseconds(100)});
+}
+
+void close_connection(supervisor_self* self) {
+  auto& s = self->state;
+  if (s.heartbeat)
+    self->send_exit(s.heartbeat, caf::exit_reason::user_shutdown);
+  self->request(s.connection, remaining(self, 5s), close_atom::value, s.shutdown_reason)
+    .then([self](bool) { finish_shutdown(self); },
+          [self](caf::error& e) {
+            self->state.spec.log->error("closing NATS: {}", self->system().render(e));
+            finish_shutdown(self);
+          });
+}
+
+void publish_shutdown(supervisor_self* self) {
+  auto& s = self->state;
+  if (!s.lifecycle || !s.connected_once) {
+    close_connection(self);
+    return;
+  }
+  self->request(s.lifecycle, remaining(self, 2s), shutdown_atom::value, s.shutdown_reason)
+    .then([self](bool) { close_connection(self); },
+          [self](caf::error&) { close_connection(self); });
+}
+
+void drain(supervisor_self* self) {
+  auto& s = self->state;
+  auto busy = busy_handlers(self);
+  if (busy.empty()) {
+    publish_shutdown(self);
+    return;
+  }
+  if (steady_clock::now() >= s.drain_deadline) {
+    std::string names;
+    for (auto& b : busy)
+      names += (names.empty() ? "" : ", ") + b;
+    s.spec.log->error("shutdown: handler(s) {} still busy at the drain deadline; going on "
+                      "without them",
+                      names);
+    publish_shutdown(self);
+    return;
+  }
+  self->delayed_send(self, std::chrono::milliseconds(5), drain_atom::value);
+}
+
+caf::result<bool> shutdown(supervisor_self* self, const std::string& reason) {
+  auto& s = self->state;
+  auto rp = self->make_response_promise<bool>();
+  if (s.shut_down) {
+    rp.deliver(true);
+    return rp;
+  }
+  s.shutdown_waiters.push_back(rp);
+  if (s.shutting_down)
+    return rp;  // a second caller (a signal racing disconnect()) waits for the first
+  s.shutting_down = true;
+  s.shutdown_reason = reason;
+  s.spec.flags->ready = false;
+  s.spec.flags->shutting_down = true;
+  auto total = s.spec.cfg.service ? s.spec.cfg.service->shutdown_timeout : 10.0;
+  auto now = steady_clock::now();
+  s.shutdown_deadline = now + std::chrono::duration_cast<steady_clock::duration>(
+                                std::chrono::duration<double>(total));
+  // Keep time for publishing shutdown and closing NATS after the drain.
+  auto reserve = std::min(std::chrono::duration<double>(total / 2), std::chrono::duration<double>(2.0));
+  s.drain_deadline = s.shutdown_deadline
+                     - std::chrono::duration_cast<steady_clock::duration>(reserve);
+  s.spec.log->info("shutting down: {}", reason);
+  self->request(s.connection, remaining(self, 2s), unsubscribe_atom::value)
+    .then([self](bool) { drain(self); }, [self](caf::error&) { drain(self); });
+  return rp;
+}
+
+std::vector<caf::actor> children(supervisor_self* self) {
+  auto& s = self->state;
+  std::vector<caf::actor> out;
+  for (auto& [addr, h] : s.handlers)
+    out.push_back(h.actor);
+  for (auto* a : {&s.heartbeat, &s.discovery, &s.lifecycle, &s.commands, &s.connection})
+    if (*a)
+      out.push_back(*a);
+  return out;
+}
+
+caf::result<std::vector<std::string>> stop_children(supervisor_self* self) {
+  auto& s = self->state;
+  s.shutting_down = true;
+  auto all = children(self);
+  s.awaiting_down = all.size();
+  s.stop_promise = self->make_response_promise();
+  for (auto& a : all)
+    self->send_exit(a, caf::exit_reason::user_shutdown);
+  if (all.empty())
+    s.stop_promise.deliver(std::vector<std::string>{});
+  else
+    self->delayed_send(self, 3s, stop_atom::value, true);
+  return s.stop_promise;
+}
+
+/// Forgets a runtime actor that went down; true if it was one.
+bool forget_core(supervisor_state& s, const caf::actor_addr& who) {
+  for (auto* a : {&s.heartbeat, &s.discovery, &s.lifecycle, &s.commands, &s.connection})
+    if (*a && a->address() == who) {
+      *a = nullptr;
+      return true;
+    }
+  return false;
+}
+
+void on_child_down(supervisor_self* self, const caf::down_msg& down) {
+  auto& s = self->state;
+  if (s.awaiting_down > 0) {
+    s.handlers.erase(down.source);
+    forget_core(s, down.source);
+    if (--s.awaiting_down == 0)
+      s.stop_promise.deliver(std::vector<std::string>{});
+    return;
+  }
+  if (s.handlers.count(down.source)) {
+    on_handler_down(self, down);
+    return;
+  }
+  if (forget_core(s, down.source) && !s.shutting_down && down.reason)
+    s.spec.log->error("a runtime actor died: {}", self->system().render(down.reason));
+}
+
+caf::behavior supervisor(supervisor_self* self, supervisor_spec spec) {
+  self->state.spec = std::move(spec);
+  spawn_core(self);
+  self->set_down_handler([self](caf::down_msg& down) { on_child_down(self, down); });
+  return {
+    [self](get_atom) {
+      return caf::make_message(self->state.connection, self->state.commands);
+    },
+    [self](connect_atom) { return connect(self); },
+    [self](add_atom, handler_registration& reg) {
+      add_handler(self, reg);
+      return true;
+    },
+    [self](restart_atom, restart_callback& cb) {
+      self->state.restart_callbacks.push_back(std::move(cb));
+    },
+    [self](restart_atom, caf::actor& listener) {
+      self->state.restart_listeners.push_back(std::move(listener));
+    },
+    [self](metadata_atom, const std::string& key, const std::string& value) {
+      if (self->state.lifecycle)
+        self->send(self->state.lifecycle, metadata_atom::value, key, value);
+    },
+    [self](const bus_message& msg) {
+      on_restart_notice(self, msg);
+      self->state.inbox->queued.fetch_sub(1, std::memory_order_relaxed);
+    },
+    [self](restart_now_atom, const std::string& reason) {
+      self->state.spec.request_stop(reason, restart_exit_code);
+    },
+    [self](drain_atom) { drain(self); },
+    [self](shutdown_atom, const std::string& reason) { return shutdown(self, reason); },
+    [self](stop_atom) { return stop_children(self); },
+    [self](stop_atom, bool) {
+      // the stop deadline: name whoever is still running
+      auto& s = self->state;
+      if (s.awaiting_down == 0)
+        return;
+      std::vector<std::string> stuck;
+      for (auto& [addr, h] : s.handlers)
+        stuck.push_back(h.reg.spec.label);
+      if (stuck.empty())
+        stuck.push_back("runtime actor");
+      s.awaiting_down = 0;
+      s.stop_promise.deliver(stuck);
+    },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_supervisor(caf::actor_system& sys, supervisor_spec spec) {
+  return sys.spawn(supervisor, std::move(spec));
+}
+
+}  // namespace kryten::detail

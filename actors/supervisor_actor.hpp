@@ -1,0 +1,73 @@
+// The supervisor: starts the runtime's actors in order (connection,
+// lifecycle, heartbeat, discovery, commands, handlers), monitors them,
+// restarts crashed handlers within a restart intensity, fans out group
+// restart notices, and runs the graceful shutdown in phases with deadlines.
+//
+// Protocol:
+//   (get_atom)                          -> connection, commands
+//   (connect_atom)                      -> std::string error ("" = up, startup published)
+//   (add_atom, handler_registration)       spawns, monitors and routes a handler
+//   (restart_atom, restart_callback)       adds a group restart callback
+//   (restart_atom, caf::actor)             the actor gets every restart_notice
+//   (metadata_atom, key, json text)        lifecycle metadata
+//   (shutdown_atom, reason)             -> bool; idempotent, later callers wait too
+//   (stop_atom)                         -> std::vector<std::string> actors that did not stop
+//   bus_message                            a group restart notice
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/logger.h>
+
+#include "actors/handler_actor.hpp"
+#include "actors/handler_registry.hpp"
+#include "actors/runtime_stats.hpp"
+#include "kryten/config.hpp"
+#include "kryten/lifecycle.hpp"
+#include "kryten/message_types.hpp"
+
+namespace kryten::detail {
+
+/// Exit code of run() after a group restart notice with restart_on_notice:
+/// EX_TEMPFAIL, non-zero so that systemd's Restart=on-failure and every
+/// Kubernetes restart policy start the service again.
+constexpr int restart_exit_code = 75;
+
+struct handler_registration {
+  std::string event_name;  // lowercased, "*" = every event
+  handler_filter filter;
+  handler_spec spec;
+  caf::actor target;   // a user's actor: events are forwarded to it
+  std::string subject; // non-empty: a plain subscription instead of an event route
+};
+
+using restart_callback = std::function<void(const nlohmann::json&)>;
+
+struct supervisor_spec {
+  kryten_config cfg;
+  service_identity identity;
+  std::shared_ptr<spdlog::logger> log;
+  std::shared_ptr<handler_registry> registry;
+  std::shared_ptr<connection_stats> conn_stats;
+  std::vector<std::shared_ptr<subscription_stats>> channel_stats;
+  std::shared_ptr<handler_stats> command_stats;
+  std::shared_ptr<runtime_flags> flags;
+  /// Connection state changes, on the connection actor's thread.
+  std::function<void(const connection_status&)> on_status;
+  /// Asks the client to stop run() with a reason and exit code.
+  std::function<void(const std::string&, int)> request_stop;
+};
+
+caf::actor spawn_supervisor(caf::actor_system& sys, supervisor_spec spec);
+
+}  // namespace kryten::detail
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kryten::detail::handler_registration)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kryten::detail::restart_callback)
