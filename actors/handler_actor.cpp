@@ -36,9 +36,12 @@ const char* type_name_of() {
 void record_run(const handler_spec& spec, std::int64_t arrived, std::int64_t start,
                 std::int64_t end) {
   auto& st = *spec.stats;
-  if (arrived > 0 && start > arrived)
+  if (arrived > 0 && start > arrived) {
     bump(st.queue_ns, static_cast<std::uint64_t>(start - arrived));
+    st.queue_hist.record(static_cast<std::uint64_t>(start - arrived));
+  }
   bump(st.run_ns, static_cast<std::uint64_t>(end - start));
+  st.run_hist.record(static_cast<std::uint64_t>(end - start));
   bump(st.handled);
   if (std::chrono::nanoseconds(end - start) > spec.timeout) {
     bump(st.timeouts);

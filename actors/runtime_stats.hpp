@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "actors/latency_histogram.hpp"
 #include "kryten/event_decoder.hpp"
 
 namespace kryten::detail {
@@ -48,6 +49,8 @@ struct handler_stats {
   counter type_mismatches{0};  // the event's type is not one the handler takes
   counter run_ns{0};           // total time spent in the handler
   counter queue_ns{0};         // total time from arrival to handler start
+  latency_histogram run_hist;    // handler run time
+  latency_histogram queue_hist;  // arrival at the connection to handler start
   counter restarts{0};         // written by the supervisor
   std::atomic<bool> up{true};  // false once the restart limit was reached
 };

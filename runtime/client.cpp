@@ -8,9 +8,12 @@
 #include <unistd.h>
 
 #include <caf/all.hpp>
+#include <prometheus/registry.h>
 
 #include "actors/command_actor.hpp"
 #include "actors/connection_actor.hpp"
+#include "actors/http_server.hpp"
+#include "actors/metrics_renderer.hpp"
 #include "actors/supervisor_actor.hpp"
 #include "kryten/clock.hpp"
 #include "kryten/logging.hpp"
@@ -97,6 +100,9 @@ struct client::impl {
   bool disconnected = false;
   bool actors_stopped = false;
   std::vector<std::string> stuck;  // actors that did not stop
+  std::shared_ptr<prometheus::Registry> custom_metrics = std::make_shared<prometheus::Registry>();
+  std::vector<std::function<nlohmann::json()>> details;  // guarded by mx
+  std::vector<std::unique_ptr<detail::http_server>> probes;
 
   impl(kryten_config c, std::shared_ptr<spdlog::logger> l) : cfg(std::move(c)), log(std::move(l)) {
     if (!log)
@@ -121,7 +127,74 @@ struct client::impl {
   detail::handler_spec make_spec(std::string label);
   void add(detail::handler_registration reg);
   void stop_actors();
+  void start_probes(client& owner);
+  void stop_probes();
+  bool alive(std::chrono::milliseconds deadline);
 };
+
+bool client::impl::alive(std::chrono::milliseconds deadline) {
+  bool answered = false;
+  caf::scoped_actor self{*sys};
+  self->request(supervisor, deadline, get_atom::value)
+    .receive([&](caf::actor&, caf::actor&) { answered = true; }, [](caf::error&) {});
+  return answered;
+}
+
+/// The HTTP probe: health, /livez, /readyz on health_port, metrics on
+/// metrics_port (one server when they are the same port).
+void client::impl::start_probes(client& owner) {
+  if (!cfg.service || !probes.empty())
+    return;
+  auto& svc = *cfg.service;
+  detail::probe_callbacks callbacks;
+  callbacks.health = [&owner](std::chrono::milliseconds) {
+    return std::optional<health_status>{owner.health()};
+  };
+  callbacks.alive = [this](std::chrono::milliseconds deadline) { return alive(deadline); };
+  callbacks.metrics = [this, &owner](std::chrono::milliseconds) {
+    detail::metrics_input in;
+    in.health = owner.health();
+    in.service = identity.service;
+    in.version = identity.version;
+    in.instance_id = identity.instance_id;
+    {
+      std::lock_guard<std::mutex> guard{mx};
+      for (auto& [label, st] : handler_stats)
+        in.histograms.push_back({label, st->run_hist.snapshot(), st->queue_hist.snapshot()});
+    }
+    return std::optional<std::string>{detail::render_metrics(in, {custom_metrics})};
+  };
+  auto add = [&](int port, bool health, bool metrics) {
+    detail::probe_routes routes;
+    routes.health_path = svc.health_path;
+    routes.metrics_path = svc.metrics_path;
+    routes.serve_health = health;
+    routes.serve_metrics = metrics;
+    auto server = std::make_unique<detail::http_server>(svc.health_host, port, routes,
+                                                        callbacks, log);
+    server->start();
+    log->info("HTTP probe on {}:{} ({}{})", svc.health_host, server->port(),
+              health ? svc.health_path + " /livez /readyz" : "",
+              metrics ? " " + svc.metrics_path : "");
+    probes.push_back(std::move(server));
+  };
+  auto health_port = svc.health_port;
+  auto metrics_port = svc.metrics_port;
+  if (health_port && metrics_port && *health_port == *metrics_port) {
+    add(*health_port, true, true);
+    return;
+  }
+  if (health_port)
+    add(*health_port, true, false);
+  if (metrics_port)
+    add(*metrics_port, false, true);
+}
+
+void client::impl::stop_probes() {
+  for (auto& p : probes)
+    p->stop();
+  probes.clear();
+}
 
 std::string client::impl::uuid4() {
   std::uint64_t hi, lo;
@@ -224,6 +297,7 @@ void client::impl::stop_actors() {
       return;
     actors_stopped = true;
   }
+  stop_probes();
   caf::scoped_actor self{*sys};
   self->request(supervisor, 10s, stop_atom::value)
     .receive([&](std::vector<std::string>& names) { stuck = std::move(names); },
@@ -292,6 +366,12 @@ void client::add_builtin_commands() {
 
 void client::connect() {
   auto& s = *impl_;
+  try {
+    s.start_probes(*this);  // up before NATS: /readyz says 503 while connecting
+  } catch (const std::exception& e) {
+    s.log->error("{}", e.what());
+    throw connect_error(e.what());
+  }
   auto timeout = seconds(s.cfg.nats.connect_timeout * s.cfg.nats.servers.size() + 20.0);
   std::string err = "no answer from the supervisor";
   {
@@ -494,6 +574,8 @@ health_status client::health() const {
   h.handler_restarts = detail::read(s.flags->handler_restarts);
   h.shutting_down = s.flags->shutting_down.load();
   std::uint64_t run_ns = 0;
+  detail::histogram_snapshot all_run;
+  detail::histogram_snapshot all_queue;
   std::lock_guard<std::mutex> guard{s.mx};
   for (auto& [label, st] : s.handler_stats) {
     handler_health hh;
@@ -505,10 +587,12 @@ health_status client::health() const {
     hh.dropped = detail::read(st->dropped);
     hh.restarts = detail::read(st->restarts);
     hh.queued = st->queued.load(std::memory_order_relaxed);
-    hh.run.count = hh.handled;
-    hh.run.mean_ms = hh.handled ? detail::read(st->run_ns) / 1e6 / hh.handled : 0.0;
-    hh.queue.count = hh.handled;
-    hh.queue.mean_ms = hh.handled ? detail::read(st->queue_ns) / 1e6 / hh.handled : 0.0;
+    auto run = st->run_hist.snapshot();
+    auto queue = st->queue_hist.snapshot();
+    hh.run = run.to_summary();
+    hh.queue = queue.to_summary();
+    all_run.merge(run);
+    all_queue.merge(queue);
     h.handler_exceptions += hh.exceptions;
     h.handler_timeouts += hh.timeouts;
     h.dropped_events += hh.dropped;
@@ -518,8 +602,18 @@ health_status client::health() const {
   }
   h.handlers_registered = s.handler_stats.size();
   h.avg_event_latency_ms = h.events_handled ? run_ns / 1e6 / h.events_handled : 0.0;
-  h.handler_latency.count = h.events_handled;
-  h.handler_latency.mean_ms = h.avg_event_latency_ms;
+  h.handler_latency = all_run.to_summary();
+  h.queue_delay = all_queue.to_summary();
+  for (auto& cb : s.details) {
+    try {
+      auto extra = cb();
+      if (extra.is_object())
+        for (auto& [k, v] : extra.items())
+          h.details[k] = v;
+    } catch (const std::exception& e) {
+      h.details["details_error"] = e.what();
+    }
+  }
   h.errors = h.decode_errors + h.handler_exceptions + h.handler_timeouts + h.dropped_events
              + h.nats_errors + h.publish_errors;
   h.connected = s.state == connection_state::connected && !s.disconnected;
@@ -528,10 +622,22 @@ health_status client::health() const {
             : s.state == connection_state::connecting ? "connecting"
                                                       : "disconnected";
   h.ready = h.connected && s.flags->ready.load() && !h.shutting_down;
-  h.degraded = s.flags->handler_down.load();
+  auto said_degraded = h.details.find("degraded");
+  h.degraded = s.flags->handler_down.load()
+               || (said_degraded != h.details.end() && *said_degraded == true);
+  h.subscribed = h.connected && s.flags->ready.load();
   if (s.connected_since_ns > 0)
     h.uptime_seconds = (detail::steady_ns() - s.connected_since_ns) / 1e9;
   return h;
+}
+
+void client::add_health_details(std::function<nlohmann::json()> callback) {
+  std::lock_guard<std::mutex> guard{impl_->mx};
+  impl_->details.push_back(std::move(callback));
+}
+
+prometheus::Registry& client::metrics_registry() {
+  return *impl_->custom_metrics;
 }
 
 const kryten_config& client::config() const {

@@ -26,6 +26,10 @@
 #include "kryten/health.hpp"
 #include "kryten/message_types.hpp"
 
+namespace prometheus {
+class Registry;
+}
+
 namespace kryten {
 
 /// connect() could not reach or authenticate with any NATS server.
@@ -141,6 +145,16 @@ public:
                              const std::string& initiator = "");
   /// Adds an entry to `metadata` of every lifecycle event from now on.
   void set_metadata(const std::string& key, const nlohmann::json& value);
+
+  // -- health and metrics (PROTOCOL.md §6) ---------------------------------------
+
+  /// Adds fields to GET /health (and health().details). The callback returns a
+  /// JSON object merged into the document; `"degraded": true` in it marks the
+  /// service degraded (503). Runs on an HTTP thread: keep it quick.
+  void add_health_details(std::function<nlohmann::json()> callback);
+  /// The registry of the service's own Prometheus metrics, served on /metrics
+  /// after the runtime's series (link prometheus-cpp::core to use it).
+  prometheus::Registry& metrics_registry();
 
   // -- state ----------------------------------------------------------------------
 
