@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# CTest: the echo bot against a real nats-server on 127.0.0.1, checked with the
+# official JS micro client (tests/micro/check.mjs).
+#   check_micro.sh ECHO_BOT NATS_SERVER WORK_DIR
+set -euo pipefail
+echo_bot=$1 nats_server=$2 work=$3
+src=$(cd "$(dirname "$0")" && pwd)
+command -v node >/dev/null && command -v npm >/dev/null || { echo "node and npm are required"; exit 1; }
+mkdir -p "$work"
+# npm ci once per lock file: the packages are cached in the build tree.
+if ! cmp -s "$src/package-lock.json" "$work/package-lock.json" || [ ! -d "$work/node_modules" ]; then
+  cp "$src/package.json" "$src/package-lock.json" "$work/"
+  (cd "$work" && npm ci --silent --no-audit --no-fund)
+fi
+cp "$src/check.mjs" "$work/"
+run=$(mktemp -d)
+cleanup() {
+  for pid in ${bot:-} ${nats:-}; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  rm -rf "$run"
+}
+trap cleanup EXIT
+"$nats_server" -a 127.0.0.1 -p -1 >"$run/nats.log" 2>&1 &
+nats=$!
+for _ in $(seq 200); do grep -q "Server is ready" "$run/nats.log" && break; sleep 0.05; done
+port=$(sed -n 's/.*Listening for client connections on 127.0.0.1:\([0-9]*\).*/\1/p' "$run/nats.log" | head -1)
+[ -n "$port" ] || { cat "$run/nats.log"; exit 1; }
+cat >"$run/bot.json" <<JSON
+{"nats": {"servers": ["nats://127.0.0.1:$port"]},
+ "channels": [{"domain": "cytu.be", "channel": "lounge"}],
+ "service": {"name": "micro-test", "version": "1.2.3"}}
+JSON
+"$echo_bot" --config "$run/bot.json" 2>"$run/bot.log" &
+bot=$!
+if ! timeout 60 node "$work/check.mjs" "nats://127.0.0.1:$port" micro-test; then
+  echo "--- echo bot log"; cat "$run/bot.log"
+  exit 1
+fi
+exit 0
