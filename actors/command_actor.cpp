@@ -35,17 +35,19 @@ void serve(command_self* self, const bus_message& msg) {
   auto& s = self->state;
   auto start = std::chrono::steady_clock::now();
   auto reply = answer_command(s.spec.service, s.commands, msg.data, *s.spec.log);
-  if (!msg.reply.empty())
-    self->send(s.spec.connection, publish_atom::value, msg.reply, reply.dump());
   auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
               std::chrono::steady_clock::now() - start)
               .count();
+  // Counted before the reply goes out, so that a STATS request made after the
+  // reply arrived sees this request.
   bump(s.spec.stats->run_ns, static_cast<std::uint64_t>(ns));
   bump(s.spec.stats->handled);
   if (!reply.value("success", false)) {
     bump(s.spec.stats->exceptions);
     s.last_error = "500:" + reply.value("error", std::string{"error"});
   }
+  if (!msg.reply.empty())
+    self->send(s.spec.connection, publish_atom::value, msg.reply, reply.dump());
   s.spec.stats->queued.fetch_sub(1, std::memory_order_relaxed);
 }
 

@@ -122,6 +122,10 @@ caf::behavior forwarding_actor(caf::stateful_actor<forwarding_state>* self, hand
                                caf::actor target) {
   self->state.spec = std::move(spec);
   self->state.target = std::move(target);
+  // The user's actor dying takes its forwarder down with the same reason, so
+  // that the supervisor sees the crash (restart limit, degraded, up = false).
+  self->monitor(self->state.target);
+  self->set_down_handler([self](caf::down_msg& down) { self->quit(down.reason); });
   return {
     [self](const raw_event& x) { forward(self, x); },
     [self](const chat_message& x) { forward(self, x); },

@@ -326,6 +326,15 @@ void on_restart_notice(supervisor_self* self, const bus_message& msg) {
   s.spec.log->warn("group restart requested by {}: {} (delay {} s)", notice->initiator,
                    notice->reason, notice->delay_seconds);
   auto body = notice->json();
+  // Callbacks get the whole notice with §5's defaults filled in (client.hpp).
+  auto fill = [&body](const char* key, const nlohmann::json& value) {
+    if (!body.contains(key) || body[key].is_null())
+      body[key] = value;
+  };
+  fill("initiator", notice->initiator);
+  fill("reason", notice->reason);
+  fill("delay_seconds", notice->delay_seconds);
+  notice->body = body.dump();
   for (auto& cb : s.restart_callbacks) {
     try {
       cb(body);
