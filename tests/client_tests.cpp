@@ -910,22 +910,30 @@ TEST_CASE("a client embedded in the user's actor system", "[client][embedding]")
     CHECK(&client.system() == &sys);
     client.on("chatmsg", [&](const kryten::chat_message& m) { lambda_seen.add(m.username); });
 
-    auto user_actor = sys.spawn([&](caf::event_based_actor*) -> caf::behavior {
-      return {
-        [&](const kryten::chat_message& m) {
-          if (actor_calls++ == 0)
-            actor_got.set_value(m);
-        },
-      };
-    });
+    // The actors take their state as spawn arguments: CAF 0.17 dereferences
+    // a null argument tuple for a function actor spawned without any (UBSan
+    // reports it).
+    auto user_actor = sys.spawn(
+      [](caf::event_based_actor*, std::promise<kryten::chat_message>* got,
+         std::atomic<int>* calls) -> caf::behavior {
+        return {
+          [got, calls](const kryten::chat_message& m) {
+            if ((*calls)++ == 0)
+              got->set_value(m);
+          },
+        };
+      },
+      &actor_got, &actor_calls);
     client.on_actor("chatmsg", user_actor);
     // on() with an actor handle registers it the same way.
-    auto second = sys.spawn([&](caf::event_based_actor*) -> caf::behavior {
-      return {
-        [&](const kryten::raw_event&) {},
-        [&](const kryten::chat_message&) { ++second_actor_calls; },
-      };
-    });
+    auto second = sys.spawn(
+      [](caf::event_based_actor*, std::atomic<int>* calls) -> caf::behavior {
+        return {
+          [](const kryten::raw_event&) {},
+          [calls](const kryten::chat_message&) { ++*calls; },
+        };
+      },
+      &second_actor_calls);
     client.on("chatmsg", second);
     client.connect();
     CHECK(client.health().handlers_registered == 3);
