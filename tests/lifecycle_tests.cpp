@@ -828,11 +828,15 @@ TEST_CASE("group restart notices reach every callback and listener", "[lifecycle
     throw std::runtime_error("callback failure on purpose");
   });
   client.on_group_restart([&](const json& n) { third.add(n); });
-  auto listener = client.system().spawn([&](caf::event_based_actor*) -> caf::behavior {
-    return {
-      [&](const kryten::restart_notice& n) { heard.add(n); },
-    };
-  });
+  // A spawn argument: CAF 0.17 dereferences a null argument tuple for a
+  // function actor spawned without any (UBSan reports it).
+  auto listener = client.system().spawn(
+    [&](caf::event_based_actor*, int) -> caf::behavior {
+      return {
+        [&](const kryten::restart_notice& n) { heard.add(n); },
+      };
+    },
+    0);
   client.on_group_restart(listener);
   client.connect();
 
@@ -906,15 +910,17 @@ TEST_CASE("a crashing actor handler is restarted up to its limit", "[lifecycle][
 
   std::atomic<int> crashes{0};
   // Quits abnormally on every event it gets.
-  auto crasher = client.system().spawn([&](caf::event_based_actor* self) -> caf::behavior {
-    return {
-      [=, &crashes](const kryten::chat_message&) {
-        ++crashes;
-        self->quit(caf::sec::runtime_error);
-      },
-      [](const kryten::raw_event&) {},
-    };
-  });
+  auto crasher = client.system().spawn(
+    [&](caf::event_based_actor* self, int) -> caf::behavior {
+      return {
+        [=, &crashes](const kryten::chat_message&) {
+          ++crashes;
+          self->quit(caf::sec::runtime_error);
+        },
+        [](const kryten::raw_event&) {},
+      };
+    },
+    0);
   client.on_actor("chatmsg", crasher);
   recorder<std::string> seen;
   client.on("chatmsg", [&](const kryten::chat_message& m) { seen.add(m.message); });
