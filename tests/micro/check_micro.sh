@@ -31,6 +31,8 @@ cat >"$run/bot.json" <<JSON
 JSON
 "$echo_bot" --config "$run/bot.json" 2>"$run/bot.log" &
 bot=$!
+# Wait (bounded) until the bot says it is serving; check.mjs also retries.
+for _ in $(seq 300); do grep -q "running until stopped" "$run/bot.log" && break; kill -0 "$bot" 2>/dev/null || break; sleep 0.1; done
 if ! timeout 60 node "$work/check.mjs" "nats://127.0.0.1:$port" micro-test; then
   echo "--- echo bot log"; cat "$run/bot.log"
   exit 1
