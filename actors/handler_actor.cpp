@@ -4,15 +4,15 @@
 
 #include <caf/all.hpp>
 
+#include "kryten/clock.hpp"
+
 namespace kryten::detail {
 
 namespace {
 
-std::int64_t steady_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-           std::chrono::steady_clock::now().time_since_epoch())
-    .count();
-}
+/// Events taken from the inbox per drain_atom: after that the actor yields,
+/// so that system messages and other actors on its thread get a turn.
+constexpr int drain_batch = 256;
 
 template <class T>
 std::int64_t arrival_of(const T& x) {
@@ -51,9 +51,10 @@ void record_run(const handler_spec& spec, std::int64_t arrived, std::int64_t sta
 }
 
 /// Calls the callback for T, isolating the actor from whatever it throws.
+/// `start` is now (the end of the previous event, in a batch); returns the end.
 template <class T>
-void run(const handler_spec& spec, const std::function<void(const T&)>& fn, const T& x) {
-  auto start = steady_ns();
+std::int64_t run(const handler_spec& spec, const std::function<void(const T&)>& fn, const T& x,
+                 std::int64_t start) {
   if (!fn) {
     bump(spec.stats->type_mismatches);
     spec.log->debug("handler {} takes no {}; event skipped", spec.label, type_name_of<T>());
@@ -68,8 +69,46 @@ void run(const handler_spec& spec, const std::function<void(const T&)>& fn, cons
       spec.log->error("handler {} threw a non-standard exception", spec.label);
     }
   }
-  record_run(spec, arrival_of(x), start, steady_ns());
+  auto end = steady_ns();
+  record_run(spec, arrival_of(x), start, end);
   spec.stats->queued.fetch_sub(1, std::memory_order_relaxed);
+  return end;
+}
+
+template <class T>
+bool run_if(const handler_spec& spec, const std::function<void(const T&)>& fn,
+            const caf::message& msg, std::int64_t& now) {
+  if (!msg.match_element<T>(0))
+    return false;
+  now = run(spec, fn, msg.get_as<T>(0), now);
+  return true;
+}
+
+/// Runs the callback for the event in `msg` (one of the event types).
+std::int64_t dispatch(const handler_spec& spec, const caf::message& msg, std::int64_t now) {
+  auto& cb = spec.callbacks;
+  if (msg.size() == 1
+      && (run_if(spec, cb.chat, msg, now) || run_if(spec, cb.join, msg, now)
+          || run_if(spec, cb.leave, msg, now) || run_if(spec, cb.media, msg, now)
+          || run_if(spec, cb.playlist, msg, now) || run_if(spec, cb.raw, msg, now)
+          || run_if(spec, cb.bus, msg, now)))
+    return now;
+  spec.stats->queued.fetch_sub(1, std::memory_order_relaxed);
+  spec.log->error("handler {} was sent an event of no known type", spec.label);
+  return now;
+}
+
+/// Runs up to drain_batch events from the inbox; asks for another turn when
+/// more are waiting.
+template <class Self, class Consume>
+void drain(Self* self, handler_inbox& inbox, Consume consume) {
+  caf::message msg;
+  for (int n = 0; n < drain_batch; ++n) {
+    if (!inbox.pop(msg) && !(inbox.go_idle() && inbox.pop(msg)))
+      return;
+    consume(msg);
+  }
+  self->send(self, drain_atom::value);
 }
 
 }  // namespace
@@ -77,43 +116,92 @@ void run(const handler_spec& spec, const std::function<void(const T&)>& fn, cons
 caf::behavior handler_actor(caf::stateful_actor<handler_state>* self, handler_spec spec) {
   self->state.spec = std::move(spec);
   auto& s = self->state.spec;
+  if (s.inbox) {
+    // A restarted handler takes over its predecessor's inbox, events included.
+    s.inbox->take_over();
+    self->send(self, drain_atom::value);
+  }
   return {
-    [&s](const raw_event& x) { run(s, s.callbacks.raw, x); },
-    [&s](const chat_message& x) { run(s, s.callbacks.chat, x); },
-    [&s](const user_join& x) { run(s, s.callbacks.join, x); },
-    [&s](const user_leave& x) { run(s, s.callbacks.leave, x); },
-    [&s](const change_media& x) { run(s, s.callbacks.media, x); },
-    [&s](const playlist_update& x) { run(s, s.callbacks.playlist, x); },
-    [&s](const bus_message& x) { run(s, s.callbacks.bus, x); },
+    [self, &s](drain_atom) {
+      if (!s.inbox)
+        return;
+      auto now = steady_ns();
+      drain(self, *s.inbox, [&](const caf::message& msg) { now = dispatch(s, msg, now); });
+    },
+    [&s](const raw_event& x) { run(s, s.callbacks.raw, x, steady_ns()); },
+    [&s](const chat_message& x) { run(s, s.callbacks.chat, x, steady_ns()); },
+    [&s](const user_join& x) { run(s, s.callbacks.join, x, steady_ns()); },
+    [&s](const user_leave& x) { run(s, s.callbacks.leave, x, steady_ns()); },
+    [&s](const change_media& x) { run(s, s.callbacks.media, x, steady_ns()); },
+    [&s](const playlist_update& x) { run(s, s.callbacks.playlist, x, steady_ns()); },
+    [&s](const bus_message& x) { run(s, s.callbacks.bus, x, steady_ns()); },
   };
 }
 
 namespace {
 
-template <class T>
-void forward(caf::stateful_actor<forwarding_state>* self, const T& x) {
+/// Events a forwarder has sent its target and not yet seen answered: enough
+/// to keep the target busy, few enough that the inbox stays the queue.
+constexpr int forward_window = 64;
+
+template <class... Ts>
+std::int64_t arrival_in(const caf::message& msg) {
+  std::int64_t ns = 0;
+  (void) ((msg.match_element<Ts>(0) ? (ns = msg.get_as<Ts>(0).received_ns, true) : false)
+          || ...);
+  return ns;
+}
+
+std::int64_t arrival_of_event(const caf::message& msg) {
+  return arrival_in<chat_message, user_join, user_leave, change_media, playlist_update,
+                    raw_event>(msg);
+}
+
+void pump(caf::stateful_actor<forwarding_state>* self);
+
+/// Sends one event to the user's actor as a request; its answer (or error)
+/// lowers the queue counter and lets the next event through.
+void forward(caf::stateful_actor<forwarding_state>* self, const caf::message& msg) {
   auto start = steady_ns();
-  auto arrived = arrival_of(x);
-  auto finish = [self, start, arrived] {
-    auto& spec = self->state.spec;
-    record_run(spec, arrived, start, steady_ns());
-    spec.stats->queued.fetch_sub(1, std::memory_order_relaxed);
-  };
+  auto arrived = arrival_of_event(msg);
+  ++self->state.in_flight;
   auto timeout = std::chrono::duration_cast<caf::timespan>(self->state.spec.timeout);
-  self->request(self->state.target, timeout, x)
-    .then([finish] { finish(); },
-          [self, finish](caf::error& err) {
-            auto& spec = self->state.spec;
-            if (err == caf::sec::request_timeout) {
-              bump(spec.stats->timeouts);
-              spec.log->warn("handler {} did not answer within handler_timeout", spec.label);
-            } else {
-              bump(spec.stats->exceptions);
-              spec.log->error("handler {} failed: {}", spec.label, self->system().render(err));
-            }
-            spec.stats->queued.fetch_sub(1, std::memory_order_relaxed);
-            (void) finish;
-          });
+  self->request(self->state.target, timeout, msg)
+    .then(
+      [self, start, arrived] {
+        auto& spec = self->state.spec;
+        record_run(spec, arrived, start, steady_ns());
+        spec.stats->queued.fetch_sub(1, std::memory_order_relaxed);
+        --self->state.in_flight;
+        pump(self);
+      },
+      [self](caf::error& err) {
+        auto& spec = self->state.spec;
+        if (err == caf::sec::request_timeout) {
+          bump(spec.stats->timeouts);
+          spec.log->warn("handler {} did not answer within handler_timeout", spec.label);
+        } else {
+          bump(spec.stats->exceptions);
+          spec.log->error("handler {} failed: {}", spec.label, self->system().render(err));
+        }
+        spec.stats->queued.fetch_sub(1, std::memory_order_relaxed);
+        --self->state.in_flight;
+        pump(self);
+      });
+}
+
+/// Forwards queued events while the window has room. With the window full it
+/// keeps the wake: the next answer pumps again.
+void pump(caf::stateful_actor<forwarding_state>* self) {
+  auto& st = self->state;
+  if (!st.spec.inbox)
+    return;
+  caf::message msg;
+  while (st.in_flight < forward_window) {
+    if (!st.spec.inbox->pop(msg) && !(st.spec.inbox->go_idle() && st.spec.inbox->pop(msg)))
+      return;
+    forward(self, msg);
+  }
 }
 
 }  // namespace
@@ -124,16 +212,27 @@ caf::behavior forwarding_actor(caf::stateful_actor<forwarding_state>* self, hand
   self->state.target = std::move(target);
   // The user's actor dying takes its forwarder down with the same reason, so
   // that the supervisor sees the crash (restart limit, degraded, up = false).
+  // Answers to the events in flight will never come: un-count them.
   self->monitor(self->state.target);
-  self->set_down_handler([self](caf::down_msg& down) { self->quit(down.reason); });
+  self->set_down_handler([self](caf::down_msg& down) {
+    self->state.spec.stats->queued.fetch_sub(self->state.in_flight, std::memory_order_relaxed);
+    self->state.in_flight = 0;
+    self->quit(down.reason);
+  });
+  if (self->state.spec.inbox) {
+    self->state.spec.inbox->take_over();
+    self->send(self, drain_atom::value);
+  }
+  auto direct = [self](const caf::message& msg) { forward(self, msg); };
   return {
-    [self](const raw_event& x) { forward(self, x); },
-    [self](const chat_message& x) { forward(self, x); },
-    [self](const user_join& x) { forward(self, x); },
-    [self](const user_leave& x) { forward(self, x); },
-    [self](const change_media& x) { forward(self, x); },
-    [self](const playlist_update& x) { forward(self, x); },
-    [self](const bus_message& x) { forward(self, x); },
+    [self](drain_atom) { pump(self); },
+    [direct](const raw_event& x) { direct(caf::make_message(x)); },
+    [direct](const chat_message& x) { direct(caf::make_message(x)); },
+    [direct](const user_join& x) { direct(caf::make_message(x)); },
+    [direct](const user_leave& x) { direct(caf::make_message(x)); },
+    [direct](const change_media& x) { direct(caf::make_message(x)); },
+    [direct](const playlist_update& x) { direct(caf::make_message(x)); },
+    [direct](const bus_message& x) { direct(caf::make_message(x)); },
   };
 }
 

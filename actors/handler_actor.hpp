@@ -1,6 +1,7 @@
-// A handler actor: runs one user handler for each event it is sent, one at a
-// time. Exceptions are caught and counted, slow runs are counted against
-// handler_timeout, and the queue counter the dispatcher raised is lowered.
+// A handler actor: runs one user handler for each event in its inbox (or sent
+// to it directly), one at a time. Exceptions are caught and counted, slow runs
+// are counted against handler_timeout, and the queue counter the dispatcher
+// raised is lowered.
 #pragma once
 
 #include <chrono>
@@ -13,6 +14,7 @@
 #include <caf/stateful_actor.hpp>
 #include <spdlog/logger.h>
 
+#include "actors/handler_inbox.hpp"
 #include "actors/runtime_stats.hpp"
 #include "kryten/handler.hpp"
 
@@ -24,6 +26,8 @@ struct handler_spec {
   std::shared_ptr<handler_stats> stats;
   std::chrono::nanoseconds timeout{std::chrono::seconds(30)};
   std::shared_ptr<spdlog::logger> log;
+  /// Where the dispatcher queues this handler's events (drain_atom wakes it).
+  std::shared_ptr<handler_inbox> inbox;
 };
 
 struct handler_state {
@@ -37,11 +41,13 @@ caf::behavior handler_actor(caf::stateful_actor<handler_state>* self, handler_sp
 struct forwarding_state {
   handler_spec spec;
   caf::actor target;
+  std::int64_t in_flight = 0;  // events sent to target, not yet answered
   static inline const char* name = "kryten.forwarder";
 };
 
-/// Stands in front of a user's own actor: forwards each event as a request,
-/// so that the queue bound and handler_timeout apply to it too. The user's
+/// Stands in front of a user's own actor: forwards each event as a request
+/// (at most 64 unanswered), so that the queue bound and handler_timeout apply
+/// to it too. The user's
 /// actor answers each event with nothing (a void handler).
 caf::behavior forwarding_actor(caf::stateful_actor<forwarding_state>* self, handler_spec spec,
                                caf::actor target);

@@ -56,7 +56,17 @@ bool offer(const handler_route& route, const caf::message& msg) {
     bump(route.stats->dropped);
     return false;
   }
-  caf::anon_send(route.actor, msg);
+  if (!route.inbox) {
+    caf::anon_send(route.actor, msg);
+    return true;
+  }
+  if (!route.inbox->push(msg)) {  // cannot happen while the ring holds `capacity`
+    queued.fetch_sub(1, std::memory_order_relaxed);
+    bump(route.stats->dropped);
+    return false;
+  }
+  if (route.inbox->claim())
+    caf::anon_send(route.actor, drain_atom::value);
   return true;
 }
 

@@ -16,6 +16,7 @@
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/message.hpp>
 
+#include "actors/handler_inbox.hpp"
 #include "actors/runtime_stats.hpp"
 
 namespace kryten::detail {
@@ -25,6 +26,9 @@ struct handler_route {
   std::string channel;     // exact match against the event's channel; "" = any
   std::string domain;      // exact match against the event's domain; "" = any
   caf::actor actor;
+  /// Set for handler actors: events go through it in batches. Without it
+  /// (the runtime's own actors) each event is a message to `actor`.
+  std::shared_ptr<handler_inbox> inbox;
   std::shared_ptr<handler_stats> stats;
   std::int64_t capacity = 10000;  // events queued for the actor at most
   std::string label;              // names the handler in logs, e.g. "chatmsg#1"
@@ -61,6 +65,7 @@ private:
 
 /// Hands `msg` to the route's actor unless its queue is full; a full queue
 /// drops the event and counts it. Returns whether the event was queued.
+/// An idle handler is woken with one drain_atom; a busy one is not messaged.
 bool offer(const handler_route& route, const caf::message& msg);
 
 }  // namespace kryten::detail

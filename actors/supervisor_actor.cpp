@@ -241,6 +241,7 @@ handler_route route_of(const supervisor_self* self, const handler_registration& 
   r.channel = reg.filter.channel;
   r.domain = reg.filter.domain;
   r.actor = std::move(actor);
+  r.inbox = reg.spec.inbox;
   r.stats = reg.spec.stats;
   r.capacity = self->state.spec.cfg.handler_queue_size;
   r.label = reg.spec.label;
@@ -249,6 +250,9 @@ handler_route route_of(const supervisor_self* self, const handler_registration& 
 
 void add_handler(supervisor_self* self, handler_registration& reg) {
   auto& s = self->state;
+  // The inbox outlives restarts: a restarted handler goes on with its events.
+  reg.spec.inbox = std::make_shared<handler_inbox>(
+    static_cast<std::size_t>(std::max<std::int64_t>(1, s.spec.cfg.handler_queue_size)));
   auto actor = spawn_handler(self, reg);
   if (reg.subject.empty()) {
     s.spec.registry->add(route_of(self, reg, actor));
@@ -309,6 +313,9 @@ void on_handler_down(supervisor_self* self, const caf::down_msg& down) {
   bump(s.spec.flags->handler_restarts);
   h.actor = spawn_handler(self, h.reg);
   s.spec.registry->replace(label, h.actor);
+  // A delivery thread that read the old route just before the replace may
+  // have woken the dead actor: look at the inbox once more, later.
+  self->delayed_send(h.actor, 250ms, drain_atom::value);
   s.spec.log->warn("handler {} died ({}); restarted", label, why);
   s.handlers.emplace(h.actor.address(), std::move(h));
 }
