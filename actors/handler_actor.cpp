@@ -10,9 +10,11 @@ namespace kryten::detail {
 
 namespace {
 
-/// Events taken from the inbox per drain_atom: after that the actor yields,
-/// so that system messages and other actors on its thread get a turn.
+/// Events taken from the inbox per drain_atom, and the time they may take:
+/// past either the actor yields, so that system messages and other actors on
+/// its thread get a turn (a slow handler must not hold a thread for long).
 constexpr int drain_batch = 256;
+constexpr std::int64_t drain_time_slice_ns = 2'000'000;
 
 template <class T>
 std::int64_t arrival_of(const T& x) {
@@ -98,15 +100,18 @@ std::int64_t dispatch(const handler_spec& spec, const caf::message& msg, std::in
   return now;
 }
 
-/// Runs up to drain_batch events from the inbox; asks for another turn when
-/// more are waiting.
-template <class Self, class Consume>
-void drain(Self* self, handler_inbox& inbox, Consume consume) {
+/// Runs events from the inbox until it is empty or the batch is used up; then
+/// asks for another turn when more are waiting.
+template <class Self>
+void drain(Self* self, const handler_spec& spec) {
+  auto& inbox = *spec.inbox;
+  auto now = steady_ns();
+  auto slice_end = now + drain_time_slice_ns;
   caf::message msg;
-  for (int n = 0; n < drain_batch; ++n) {
+  for (int n = 0; n < drain_batch && now < slice_end; ++n) {
     if (!inbox.pop(msg) && !(inbox.go_idle() && inbox.pop(msg)))
       return;
-    consume(msg);
+    now = dispatch(spec, msg, now);
   }
   self->send(self, drain_atom::value);
 }
@@ -123,10 +128,8 @@ caf::behavior handler_actor(caf::stateful_actor<handler_state>* self, handler_sp
   }
   return {
     [self, &s](drain_atom) {
-      if (!s.inbox)
-        return;
-      auto now = steady_ns();
-      drain(self, *s.inbox, [&](const caf::message& msg) { now = dispatch(s, msg, now); });
+      if (s.inbox)
+        drain(self, s);
     },
     [&s](const raw_event& x) { run(s, s.callbacks.raw, x, steady_ns()); },
     [&s](const chat_message& x) { run(s, s.callbacks.chat, x, steady_ns()); },

@@ -20,7 +20,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using std::chrono::steady_clock;
-using drain_atom = caf::atom_constant<caf::atom("kdrain")>;
+using shutdown_drain_atom = caf::atom_constant<caf::atom("kshdrain")>;
 using restart_now_atom = caf::atom_constant<caf::atom("krstnow")>;
 
 /// A handler the supervisor keeps alive.
@@ -38,7 +38,7 @@ struct plain_subscription_request {
 
 struct supervisor_state {
   supervisor_spec spec;
-  caf::actor connection, lifecycle, heartbeat, discovery, commands;
+  caf::actor health, connection, lifecycle, heartbeat, discovery, commands;
   std::map<caf::actor_addr, supervised_handler> handlers;
   std::vector<plain_subscription_request> plain_subs;  // (re)made on connect
   std::vector<restart_callback> restart_callbacks;
@@ -72,6 +72,8 @@ caf::timespan seconds(double s) {
 void spawn_core(supervisor_self* self) {
   auto& s = self->state;
   auto& spec = s.spec;
+  // First, so that it sees every fact; linked, so that it stops with us.
+  s.health = self->spawn<caf::detached + caf::linked>(health_actor, spec.health);
   connection_spec cs;
   cs.nats = spec.cfg.nats;
   cs.channels = spec.cfg.channels;
@@ -83,6 +85,7 @@ void spawn_core(supervisor_self* self) {
   cs.on_status = spec.on_status;
   s.connection = spawn_connection_actor(self->system(), std::move(cs));
   self->monitor(s.connection);
+  self->send(s.connection, status_atom::value, s.health);
   if (lifecycle_on(spec)) {
     s.lifecycle = spawn_lifecycle_actor(
       self->system(), lifecycle_spec{spec.identity, s.connection, spec.conn_stats, spec.log});
@@ -425,7 +428,7 @@ void drain(supervisor_self* self) {
     publish_shutdown(self);
     return;
   }
-  self->delayed_send(self, std::chrono::milliseconds(5), drain_atom::value);
+  self->delayed_send(self, std::chrono::milliseconds(5), shutdown_drain_atom::value);
 }
 
 caf::result<bool> shutdown(supervisor_self* self, const std::string& reason) {
@@ -515,7 +518,8 @@ caf::behavior supervisor(supervisor_self* self, supervisor_spec spec) {
   self->set_down_handler([self](caf::down_msg& down) { on_child_down(self, down); });
   return {
     [self](get_atom) {
-      return caf::make_message(self->state.connection, self->state.commands);
+      return caf::make_message(self->state.connection, self->state.commands,
+                               self->state.health);
     },
     [self](connect_atom) { return connect(self); },
     [self](add_atom, handler_registration& reg) {
@@ -539,7 +543,7 @@ caf::behavior supervisor(supervisor_self* self, supervisor_spec spec) {
     [self](restart_now_atom, const std::string& reason) {
       self->state.spec.request_stop(reason, restart_exit_code);
     },
-    [self](drain_atom) { drain(self); },
+    [self](shutdown_drain_atom) { drain(self); },
     [self](shutdown_atom, const std::string& reason) { return shutdown(self, reason); },
     [self](stop_atom) { return stop_children(self); },
     [self](stop_atom, bool) {

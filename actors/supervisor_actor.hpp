@@ -1,10 +1,10 @@
-// The supervisor: starts the runtime's actors in order (connection,
+// The supervisor: starts the runtime's actors in order (health, connection,
 // lifecycle, heartbeat, discovery, commands, handlers), monitors them,
 // restarts crashed handlers within a restart intensity, fans out group
 // restart notices, and runs the graceful shutdown in phases with deadlines.
 //
 // Protocol:
-//   (get_atom)                          -> connection, commands
+//   (get_atom)                          -> connection, commands, health
 //   (connect_atom)                      -> std::string error ("" = up, startup published)
 //   (add_atom, handler_registration)       spawns, monitors and routes a handler
 //   (restart_atom, restart_callback)       adds a group restart callback
@@ -28,6 +28,7 @@
 
 #include "actors/handler_actor.hpp"
 #include "actors/handler_registry.hpp"
+#include "actors/health_actor.hpp"
 #include "actors/runtime_stats.hpp"
 #include "kryten/config.hpp"
 #include "kryten/lifecycle.hpp"
@@ -59,6 +60,7 @@ struct supervisor_spec {
   std::vector<std::shared_ptr<subscription_stats>> channel_stats;
   std::shared_ptr<handler_stats> command_stats;
   std::shared_ptr<runtime_flags> flags;
+  health_spec health;  // for the health actor, which it spawns first
   /// Connection state changes, on the connection actor's thread.
   std::function<void(const connection_status&)> on_status;
   /// Asks the client to stop run() with a reason and exit code.

@@ -85,6 +85,7 @@ struct client::impl {
   caf::actor supervisor;
   caf::actor connection;
   caf::actor commands;
+  caf::actor aggregator;  // the health actor
 
   // Guards what user threads register and read outside the event path.
   mutable std::mutex mx;
@@ -93,7 +94,6 @@ struct client::impl {
   std::mt19937_64 rng{std::random_device{}()};
   connection_state state = connection_state::connecting;
   bool lost_for_good = false;
-  std::int64_t connected_since_ns = 0;
   bool stop_requested = false;
   std::string stop_reason;
   int exit_code = 0;
@@ -101,7 +101,6 @@ struct client::impl {
   bool actors_stopped = false;
   std::vector<std::string> stuck;  // actors that did not stop
   std::shared_ptr<prometheus::Registry> custom_metrics = std::make_shared<prometheus::Registry>();
-  std::vector<std::function<nlohmann::json()>> details;  // guarded by mx
   std::vector<std::unique_ptr<detail::http_server>> probes;
 
   impl(kryten_config c, std::shared_ptr<spdlog::logger> l) : cfg(std::move(c)), log(std::move(l)) {
@@ -127,55 +126,66 @@ struct client::impl {
   detail::handler_spec make_spec(std::string label);
   void add(detail::handler_registration reg);
   void stop_actors();
-  void start_probes(client& owner);
+  void start_probes();
   void stop_probes();
   bool alive(std::chrono::milliseconds deadline);
+  std::optional<health_status> ask_health(std::chrono::milliseconds deadline);
+  std::optional<std::string> ask_metrics(std::chrono::milliseconds deadline);
 };
+
+std::optional<health_status> client::impl::ask_health(std::chrono::milliseconds deadline) {
+  std::optional<health_status> out;
+  caf::scoped_actor self{*sys};
+  self->request(aggregator, deadline, get_atom::value)
+    .receive([&](health_status& h) { out = std::move(h); }, [](caf::error&) {});
+  return out;
+}
+
+std::optional<std::string> client::impl::ask_metrics(std::chrono::milliseconds deadline) {
+  std::optional<std::string> out;
+  std::string error;
+  caf::scoped_actor self{*sys};
+  self->request(aggregator, deadline, detail::metrics_atom::value)
+    .receive([&](std::string& text) { out = std::move(text); },
+             [&](caf::error& e) { error = sys->render(e); });
+  if (!out && !error.empty())
+    log->warn("/metrics: {}", error);
+  return out;
+}
 
 bool client::impl::alive(std::chrono::milliseconds deadline) {
   bool answered = false;
   caf::scoped_actor self{*sys};
   self->request(supervisor, deadline, get_atom::value)
-    .receive([&](caf::actor&, caf::actor&) { answered = true; }, [](caf::error&) {});
+    .receive([&](caf::actor&, caf::actor&, caf::actor&) { answered = true; },
+             [](caf::error&) {});
   return answered;
 }
 
 /// The HTTP probe: health, /livez, /readyz on health_port, metrics on
 /// metrics_port (one server when they are the same port).
-void client::impl::start_probes(client& owner) {
+void client::impl::start_probes() {
   if (!cfg.service || !probes.empty())
     return;
   auto& svc = *cfg.service;
   detail::probe_callbacks callbacks;
-  callbacks.health = [&owner](std::chrono::milliseconds) {
-    return std::optional<health_status>{owner.health()};
-  };
+  callbacks.health = [this](std::chrono::milliseconds deadline) { return ask_health(deadline); };
   callbacks.alive = [this](std::chrono::milliseconds deadline) { return alive(deadline); };
-  callbacks.metrics = [this, &owner](std::chrono::milliseconds) {
-    detail::metrics_input in;
-    in.health = owner.health();
-    in.service = identity.service;
-    in.version = identity.version;
-    in.instance_id = identity.instance_id;
-    {
-      std::lock_guard<std::mutex> guard{mx};
-      for (auto& [label, st] : handler_stats)
-        in.histograms.push_back({label, st->run_hist.snapshot(), st->queue_hist.snapshot()});
-    }
-    return std::optional<std::string>{detail::render_metrics(in, {custom_metrics})};
+  callbacks.metrics = [this](std::chrono::milliseconds deadline) {
+    return ask_metrics(deadline);
   };
-  auto add = [&](int port, bool health, bool metrics) {
+  auto add = [&](int port, bool serve_health, bool serve_metrics) {
     detail::probe_routes routes;
     routes.health_path = svc.health_path;
     routes.metrics_path = svc.metrics_path;
-    routes.serve_health = health;
-    routes.serve_metrics = metrics;
+    routes.serve_health = serve_health;
+    routes.serve_metrics = serve_metrics;
     auto server = std::make_unique<detail::http_server>(svc.health_host, port, routes,
                                                         callbacks, log);
     server->start();
     log->info("HTTP probe on {}:{} ({}{})", svc.health_host, server->port(),
-              health ? svc.health_path + " /livez /readyz" : "",
-              metrics ? " " + svc.metrics_path : "");
+              serve_health ? svc.health_path + " /livez /readyz" : "",
+              serve_metrics ? " " + svc.metrics_path : "");
     probes.push_back(std::move(server));
   };
   auto health_port = svc.health_port;
@@ -216,8 +226,6 @@ std::string client::impl::uuid4() {
 void client::impl::on_status(const connection_status& st) {
   std::lock_guard<std::mutex> guard{mx};
   state = st.state;
-  if (st.state == connection_state::connected && connected_since_ns == 0)
-    connected_since_ns = detail::steady_ns();
   if (st.state == connection_state::closed && !disconnected) {
     // cnats gave up reconnecting: run() returns 1.
     lost_for_good = true;
@@ -250,15 +258,25 @@ void client::impl::start_actors() {
   spec.channel_stats = channel_stats;
   spec.command_stats = command_stats;
   spec.flags = flags;
+  spec.health.service = identity.service;
+  spec.health.version = identity.version;
+  spec.health.instance_id = identity.instance_id;
+  for (auto& ch : cfg.channels)
+    spec.health.channel_names.push_back(ch.domain + "/" + ch.channel);
+  spec.health.channel_stats = channel_stats;
+  spec.health.conn_stats = conn_stats;
+  spec.health.flags = flags;
+  spec.health.custom_metrics = custom_metrics;
   spec.on_status = [this](const connection_status& st) { on_status(st); };
   spec.request_stop = [this](const std::string& reason, int code) { request_stop(reason, code); };
   supervisor = detail::spawn_supervisor(*sys, std::move(spec));
   caf::scoped_actor self{*sys};
   self->request(supervisor, 10s, get_atom::value)
     .receive(
-      [&](caf::actor& conn, caf::actor& cmds) {
+      [&](caf::actor& conn, caf::actor& cmds, caf::actor& health_actor) {
         connection = std::move(conn);
         commands = std::move(cmds);
+        aggregator = std::move(health_actor);
       },
       [&](caf::error& e) { log->critical("supervisor did not start: {}", sys->render(e)); });
 }
@@ -283,6 +301,7 @@ void client::impl::add(detail::handler_registration reg) {
     std::lock_guard<std::mutex> guard{mx};
     handler_stats.emplace_back(reg.spec.label, reg.spec.stats);
   }
+  caf::anon_send(aggregator, add_atom::value, reg.spec.label, reg.spec.stats);
   // A request, so that the route exists when on() returns.
   caf::scoped_actor self{*sys};
   self->request(supervisor, 10s, add_atom::value, std::move(reg))
@@ -318,6 +337,7 @@ void client::impl::stop_actors() {
   supervisor = nullptr;
   connection = nullptr;
   commands = nullptr;
+  aggregator = nullptr;
 }
 
 // -- client ---------------------------------------------------------------------
@@ -367,7 +387,7 @@ void client::add_builtin_commands() {
 void client::connect() {
   auto& s = *impl_;
   try {
-    s.start_probes(*this);  // up before NATS: /readyz says 503 while connecting
+    s.start_probes();  // up before NATS: /readyz says 503 while connecting
   } catch (const std::exception& e) {
     s.log->error("{}", e.what());
     throw connect_error(e.what());
@@ -384,6 +404,7 @@ void client::connect() {
     s.log->error("{}", err);
     throw connect_error(err);
   }
+  caf::anon_send(s.aggregator, connect_atom::value);
   std::lock_guard<std::mutex> guard{s.mx};
   s.disconnected = false;
 }
@@ -432,6 +453,7 @@ void client::disconnect(std::string reason) {
       return;
     s.disconnected = true;
   }
+  caf::anon_send(s.aggregator, close_atom::value);
   auto total = s.cfg.service ? s.cfg.service->shutdown_timeout : 10.0;
   caf::scoped_actor self{*s.sys};
   self->request(s.supervisor, seconds(total + 5.0), shutdown_atom::value, reason)
@@ -549,91 +571,16 @@ nlohmann::json client::request(std::string_view subject, const nlohmann::json& b
 }
 
 health_status client::health() const {
-  auto& s = *impl_;
-  health_status h;
-  h.service = s.identity.service;
-  std::int64_t last_event = 0;
-  for (std::size_t i = 0; i < s.channel_stats.size(); ++i) {
-    auto& st = *s.channel_stats[i];
-    auto name = s.cfg.channels[i].domain + "/" + s.cfg.channels[i].channel;
-    h.channels.push_back(name);
-    auto received = detail::read(st.received);
-    h.events_by_channel[name] = received;
-    h.events_received += received;
-    h.decode_errors += st.decode_error_total();
-    h.dropped_events += detail::read(st.dropped_by_nats);
-    last_event = std::max(last_event, st.last_event_unix_ns.load(std::memory_order_relaxed));
-  }
-  if (last_event > 0)
-    h.last_event_time = detail::iso8601(last_event);
-  auto& cs = *s.conn_stats;
-  h.commands_sent = detail::read(cs.commands_sent);
-  h.nats_errors = detail::read(cs.nats_errors) + detail::read(cs.slow_consumer_errors);
-  h.publish_errors = detail::read(cs.publish_errors) + detail::read(cs.lifecycle_errors);
-  h.reconnects = detail::read(cs.reconnects);
-  h.handler_restarts = detail::read(s.flags->handler_restarts);
-  h.shutting_down = s.flags->shutting_down.load();
-  std::uint64_t run_ns = 0;
-  detail::histogram_snapshot all_run;
-  detail::histogram_snapshot all_queue;
-  std::lock_guard<std::mutex> guard{s.mx};
-  for (auto& [label, st] : s.handler_stats) {
-    handler_health hh;
-    hh.label = label;
-    hh.up = st->up.load();
-    hh.handled = detail::read(st->handled);
-    hh.exceptions = detail::read(st->exceptions);
-    hh.timeouts = detail::read(st->timeouts);
-    hh.dropped = detail::read(st->dropped);
-    hh.restarts = detail::read(st->restarts);
-    hh.queued = st->queued.load(std::memory_order_relaxed);
-    auto run = st->run_hist.snapshot();
-    auto queue = st->queue_hist.snapshot();
-    hh.run = run.to_summary();
-    hh.queue = queue.to_summary();
-    all_run.merge(run);
-    all_queue.merge(queue);
-    h.handler_exceptions += hh.exceptions;
-    h.handler_timeouts += hh.timeouts;
-    h.dropped_events += hh.dropped;
-    h.events_handled += hh.handled;
-    run_ns += detail::read(st->run_ns);
-    h.handlers.push_back(std::move(hh));
-  }
-  h.handlers_registered = s.handler_stats.size();
-  h.avg_event_latency_ms = h.events_handled ? run_ns / 1e6 / h.events_handled : 0.0;
-  h.handler_latency = all_run.to_summary();
-  h.queue_delay = all_queue.to_summary();
-  for (auto& cb : s.details) {
-    try {
-      auto extra = cb();
-      if (extra.is_object())
-        for (auto& [k, v] : extra.items())
-          h.details[k] = v;
-    } catch (const std::exception& e) {
-      h.details["details_error"] = e.what();
-    }
-  }
-  h.errors = h.decode_errors + h.handler_exceptions + h.handler_timeouts + h.dropped_events
-             + h.nats_errors + h.publish_errors;
-  h.connected = s.state == connection_state::connected && !s.disconnected;
-  h.state = s.lost_for_good                           ? "error"
-            : h.connected                             ? "connected"
-            : s.state == connection_state::connecting ? "connecting"
-                                                      : "disconnected";
-  h.ready = h.connected && s.flags->ready.load() && !h.shutting_down;
-  auto said_degraded = h.details.find("degraded");
-  h.degraded = s.flags->handler_down.load()
-               || (said_degraded != h.details.end() && *said_degraded == true);
-  h.subscribed = h.connected && s.flags->ready.load();
-  if (s.connected_since_ns > 0)
-    h.uptime_seconds = (detail::steady_ns() - s.connected_since_ns) / 1e9;
+  if (auto h = impl_->ask_health(5s))
+    return std::move(*h);
+  health_status h;  // the runtime's actors are gone or stuck
+  h.service = impl_->identity.service;
+  h.state = "error";
   return h;
 }
 
 void client::add_health_details(std::function<nlohmann::json()> callback) {
-  std::lock_guard<std::mutex> guard{impl_->mx};
-  impl_->details.push_back(std::move(callback));
+  caf::anon_send(impl_->aggregator, add_atom::value, detail::details_callback{std::move(callback)});
 }
 
 prometheus::Registry& client::metrics_registry() {
