@@ -38,7 +38,7 @@ struct plain_subscription_request {
 
 struct supervisor_state {
   supervisor_spec spec;
-  caf::actor health, connection, lifecycle, heartbeat, discovery, commands;
+  caf::actor health, http_probe, connection, lifecycle, heartbeat, discovery, commands;
   std::map<caf::actor_addr, supervised_handler> handlers;
   std::vector<plain_subscription_request> plain_subs;  // (re)made on connect
   std::vector<restart_callback> restart_callbacks;
@@ -74,6 +74,10 @@ void spawn_core(supervisor_self* self) {
   auto& spec = s.spec;
   // First, so that it sees every fact; linked, so that it stops with us.
   s.health = self->spawn<caf::detached + caf::linked>(health_actor, spec.health);
+  if (spec.cfg.service && (spec.cfg.service->health_port || spec.cfg.service->metrics_port))
+    s.http_probe = self->spawn<caf::detached + caf::linked>(
+      http_probe_actor,
+      http_probe_spec{*spec.cfg.service, s.health.address(), self->address(), spec.log});
   connection_spec cs;
   cs.nats = spec.cfg.nats;
   cs.channels = spec.cfg.channels;
@@ -522,6 +526,17 @@ caf::behavior supervisor(supervisor_self* self, supervisor_spec spec) {
                                self->state.health);
     },
     [self](connect_atom) { return connect(self); },
+    [self](http_probe_atom) -> caf::result<std::string> {
+      if (!self->state.http_probe)
+        return std::string{};
+      auto rp = self->make_response_promise();
+      self->request(self->state.http_probe, 10s, http_probe_atom::value)
+        .then([rp](std::string& err) mutable { rp.deliver(std::move(err)); },
+              [self, rp](caf::error& err) mutable {
+                rp.deliver("HTTP probe: " + self->system().render(err));
+              });
+      return rp;
+    },
     [self](add_atom, handler_registration& reg) {
       add_handler(self, reg);
       return true;

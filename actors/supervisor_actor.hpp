@@ -1,10 +1,11 @@
-// The supervisor: starts the runtime's actors in order (health, connection,
-// lifecycle, heartbeat, discovery, commands, handlers), monitors them,
+// The supervisor: starts the runtime's actors in order (health, http probe,
+// connection, lifecycle, heartbeat, discovery, commands, handlers), monitors them,
 // restarts crashed handlers within a restart intensity, fans out group
 // restart notices, and runs the graceful shutdown in phases with deadlines.
 //
 // Protocol:
 //   (get_atom)                          -> connection, commands, health
+//   (http_probe_atom)                   -> std::string error ("" = listening or no ports)
 //   (connect_atom)                      -> std::string error ("" = up, startup published)
 //   (add_atom, handler_registration)       spawns, monitors and routes a handler
 //   (restart_atom, restart_callback)       adds a group restart callback
@@ -29,6 +30,7 @@
 #include "actors/handler_actor.hpp"
 #include "actors/handler_registry.hpp"
 #include "actors/health_actor.hpp"
+#include "actors/http_probe_actor.hpp"
 #include "actors/runtime_stats.hpp"
 #include "kryten/config.hpp"
 #include "kryten/lifecycle.hpp"

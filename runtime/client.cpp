@@ -12,7 +12,6 @@
 
 #include "actors/command_actor.hpp"
 #include "actors/connection_actor.hpp"
-#include "actors/http_server.hpp"
 #include "actors/metrics_renderer.hpp"
 #include "actors/supervisor_actor.hpp"
 #include "kryten/clock.hpp"
@@ -109,7 +108,6 @@ struct client::impl {
   bool actors_stopped = false;
   std::vector<std::string> stuck;  // actors that did not stop
   std::shared_ptr<prometheus::Registry> custom_metrics = std::make_shared<prometheus::Registry>();
-  std::vector<std::unique_ptr<detail::http_server>> probes;
 
   impl(kryten_config c, std::shared_ptr<spdlog::logger> l) : cfg(std::move(c)), log(std::move(l)) {
     if (!log)
@@ -134,11 +132,7 @@ struct client::impl {
   detail::handler_spec make_spec(std::string label);
   void add(detail::handler_registration reg);
   void stop_actors();
-  void start_probes();
-  void stop_probes();
-  bool alive(std::chrono::milliseconds deadline);
   std::optional<health_status> ask_health(std::chrono::milliseconds deadline);
-  std::optional<std::string> ask_metrics(std::chrono::milliseconds deadline);
 };
 
 std::optional<health_status> client::impl::ask_health(std::chrono::milliseconds deadline) {
@@ -147,71 +141,6 @@ std::optional<health_status> client::impl::ask_health(std::chrono::milliseconds 
   self->request(aggregator, deadline, get_atom::value)
     .receive([&](health_status& h) { out = std::move(h); }, [](caf::error&) {});
   return out;
-}
-
-std::optional<std::string> client::impl::ask_metrics(std::chrono::milliseconds deadline) {
-  std::optional<std::string> out;
-  std::string error;
-  caf::scoped_actor self{*sys};
-  self->request(aggregator, deadline, detail::metrics_atom::value)
-    .receive([&](std::string& text) { out = std::move(text); },
-             [&](caf::error& e) { error = sys->render(e); });
-  if (!out && !error.empty())
-    log->warn("/metrics: {}", error);
-  return out;
-}
-
-bool client::impl::alive(std::chrono::milliseconds deadline) {
-  bool answered = false;
-  caf::scoped_actor self{*sys};
-  self->request(supervisor, deadline, get_atom::value)
-    .receive([&](caf::actor&, caf::actor&, caf::actor&) { answered = true; },
-             [](caf::error&) {});
-  return answered;
-}
-
-/// The HTTP probe: health, /livez, /readyz on health_port, metrics on
-/// metrics_port (one server when they are the same port).
-void client::impl::start_probes() {
-  if (!cfg.service || !probes.empty())
-    return;
-  auto& svc = *cfg.service;
-  detail::probe_callbacks callbacks;
-  callbacks.health = [this](std::chrono::milliseconds deadline) { return ask_health(deadline); };
-  callbacks.alive = [this](std::chrono::milliseconds deadline) { return alive(deadline); };
-  callbacks.metrics = [this](std::chrono::milliseconds deadline) {
-    return ask_metrics(deadline);
-  };
-  auto add = [&](int port, bool serve_health, bool serve_metrics) {
-    detail::probe_routes routes;
-    routes.health_path = svc.health_path;
-    routes.metrics_path = svc.metrics_path;
-    routes.serve_health = serve_health;
-    routes.serve_metrics = serve_metrics;
-    auto server = std::make_unique<detail::http_server>(svc.health_host, port, routes,
-                                                        callbacks, log);
-    server->start();
-    log->info("HTTP probe on {}:{} ({}{})", svc.health_host, server->port(),
-              serve_health ? svc.health_path + " /livez /readyz" : "",
-              serve_metrics ? " " + svc.metrics_path : "");
-    probes.push_back(std::move(server));
-  };
-  auto health_port = svc.health_port;
-  auto metrics_port = svc.metrics_port;
-  if (health_port && metrics_port && *health_port == *metrics_port) {
-    add(*health_port, true, true);
-    return;
-  }
-  if (health_port)
-    add(*health_port, true, false);
-  if (metrics_port)
-    add(*metrics_port, false, true);
-}
-
-void client::impl::stop_probes() {
-  for (auto& p : probes)
-    p->stop();
-  probes.clear();
 }
 
 std::string client::impl::uuid4() {
@@ -324,7 +253,6 @@ void client::impl::stop_actors() {
       return;
     actors_stopped = true;
   }
-  stop_probes();
   caf::scoped_actor self{*sys};
   self->request(supervisor, 10s, stop_atom::value)
     .receive([&](std::vector<std::string>& names) { stuck = std::move(names); },
@@ -394,11 +322,17 @@ void client::add_builtin_commands() {
 
 void client::connect() {
   auto& s = *impl_;
-  try {
-    s.start_probes();  // up before NATS: /readyz says 503 while connecting
-  } catch (const std::exception& e) {
-    s.log->error("{}", e.what());
-    throw connect_error(e.what());
+  // The HTTP probe listens before NATS is up: /readyz says 503 while connecting.
+  std::string probe_err = "no answer from the supervisor";
+  {
+    caf::scoped_actor self{*s.sys};
+    self->request(s.supervisor, 10s, detail::http_probe_atom::value)
+      .receive([&](std::string& e) { probe_err = std::move(e); },
+               [&](caf::error& e) { probe_err = s.sys->render(e); });
+  }
+  if (!probe_err.empty()) {
+    s.log->error("{}", probe_err);
+    throw connect_error(probe_err);
   }
   auto timeout = seconds(s.cfg.nats.connect_timeout * s.cfg.nats.servers.size() + 20.0);
   std::string err = "no answer from the supervisor";

@@ -532,6 +532,25 @@ TEST_CASE("probe: a separate metrics_port serves /metrics only", "[probe-integra
   CHECK(status_of(health_port, "/health") == 200);
 }
 
+TEST_CASE("probe: connect() fails with the port named when the probe port is taken",
+          "[probe-integration][ports]") {
+  nats_server server;
+  const int port = free_port();
+  kryten::client first{make_config(server.url(), port)};
+  first.connect();
+  REQUIRE(wait_until([&] { return status_of(port, "/readyz") == 200; }, 5s));
+
+  kryten::client second{make_config(server.url(), port)};
+  try {
+    second.connect();
+    FAIL("connect() succeeded on a port in use");
+  } catch (const kryten::connect_error& e) {
+    CHECK(std::string{e.what()}.find("127.0.0.1:" + std::to_string(port)) != std::string::npos);
+  }
+  CHECK_FALSE(second.is_connected());
+  CHECK(status_of(port, "/readyz") == 200);  // the first one still serves
+}
+
 // -- 8. endpoints in the startup event --------------------------------------------
 
 TEST_CASE("probe: the startup lifecycle event advertises the probe endpoints",
