@@ -489,8 +489,10 @@ void finish_request(connection_self* self, std::uint64_t token, caf::message res
   pending.erase(i);
 }
 
+/// With `confirm`, waits until the server has this (and every earlier)
+/// subscription: one round trip, so a batch confirms only its last.
 std::string subscribe_plain(connection_self* self, const std::string& subject,
-                            const std::string& queue, handler_route route) {
+                            const std::string& queue, handler_route route, bool confirm) {
   auto& s = self->state;
   if (s.conn == nullptr)
     return "not connected to NATS";
@@ -503,7 +505,7 @@ std::string subscribe_plain(connection_self* self, const std::string& subject,
                                                     queue.c_str(), on_plain_msg, ctx.get());
   if (st == NATS_OK)
     st = natsSubscription_SetOnCompleteCB(sub, delete_closure<plain_subscription>, ctx.get());
-  if (st == NATS_OK)
+  if (st == NATS_OK && confirm)
     st = natsConnection_FlushTimeout(s.conn, flush_timeout_ms);
   if (st != NATS_OK) {
     if (sub != nullptr)
@@ -585,8 +587,8 @@ caf::behavior connection_actor(connection_self* self, connection_spec spec) {
                      caf::make_message(caf::make_error(caf::sec::request_timeout)));
     },
     [self](subscribe_atom, const std::string& subject, const std::string& queue,
-           handler_route& route) -> std::string {
-      return subscribe_plain(self, subject, queue, std::move(route));
+           handler_route& route, bool confirm) -> std::string {
+      return subscribe_plain(self, subject, queue, std::move(route), confirm);
     },
     [self](unsubscribe_atom) {
       close_subscriptions(self->state.event_subs);

@@ -9,9 +9,11 @@
 //   (publish_atom, subject, data, reply)            publish with a reply subject
 //   (command_atom, subject, data)                   publish, counted as a command
 //   (request_atom, subject, data, timeout_ms)    -> std::string reply | error
-//   (subscribe_atom, subject, queue, handler_route)
+//   (subscribe_atom, subject, queue, handler_route, confirm)
 //                                                -> std::string error ("" = ok);
-//                                                   delivers bus_message to the route
+//                                                   delivers bus_message to the route;
+//                                                   confirm: the server has it (and
+//                                                   every earlier one) on return
 //   (unsubscribe_atom)                           -> bool; stops event subscriptions
 //   (status_atom)                                -> connection_status
 //   (status_atom, listener)                         listener gets the current

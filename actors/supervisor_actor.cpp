@@ -166,7 +166,8 @@ std::vector<plain_subscription_request> service_subscriptions(supervisor_self* s
   return subs;
 }
 
-/// Subscribes one after another; `done` gets the first error or "".
+/// Subscribes one after another, the server confirming the batch once at the
+/// end; `done` gets the first error or "".
 void subscribe_all(supervisor_self* self,
                    std::shared_ptr<std::vector<plain_subscription_request>> subs, std::size_t i,
                    std::function<void(std::string)> done) {
@@ -175,8 +176,9 @@ void subscribe_all(supervisor_self* self,
     return;
   }
   auto& sub = (*subs)[i];
+  bool last = i + 1 == subs->size();
   self->request(self->state.connection, 10s, subscribe_atom::value, sub.subject, sub.queue,
-                sub.route)
+                sub.route, last)
     .then(
       [self, subs, i, done](std::string& err) {
         if (!err.empty())
@@ -267,7 +269,8 @@ void add_handler(supervisor_self* self, handler_registration& reg) {
     plain_subscription_request sub{reg.subject, "", route_of(self, reg, actor)};
     s.plain_subs.push_back(sub);
     if (s.connected_once)
-      self->request(s.connection, 10s, subscribe_atom::value, sub.subject, sub.queue, sub.route)
+      self->request(s.connection, 10s, subscribe_atom::value, sub.subject, sub.queue, sub.route,
+                    true)
         .then([self](std::string& err) {
           if (!err.empty())
             self->state.spec.log->error("{}", err);
