@@ -118,6 +118,40 @@ bool is_iso8601(const std::string& s) {
   return is_timestamp(s, false, false);
 }
 
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
+long long days_from_civil(long long y, unsigned m, unsigned d) {
+  y -= m <= 2 ? 1 : 0;
+  const long long era = (y >= 0 ? y : y - 399) / 400;
+  const auto yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<long long>(doe) - 719468;
+}
+
+/// An is_iso8601 timestamp as microseconds since the Unix epoch (fractions
+/// past the microsecond are dropped); nullopt if it is not one.
+std::optional<long long> iso8601_us(const std::string& s) {
+  if (!is_iso8601(s))
+    return std::nullopt;
+  auto num = [&](std::size_t pos, std::size_t n) { return std::stoll(s.substr(pos, n)); };
+  long long secs = days_from_civil(num(0, 4), static_cast<unsigned>(num(5, 2)),
+                                   static_cast<unsigned>(num(8, 2)))
+                     * 86400
+                   + num(11, 2) * 3600 + num(14, 2) * 60 + num(17, 2);
+  long long us = 0;
+  std::size_t pos = 19;
+  if (s[pos] == '.') {
+    long long scale = 100000;
+    for (++pos; pos < s.size() && is_digit(s[pos]); ++pos, scale /= 10)
+      us += (s[pos] - '0') * scale;
+  }
+  if (s[pos] != 'Z') {
+    long long offset = num(pos + 1, 2) * 3600 + num(pos + 4, 2) * 60;
+    secs -= s[pos] == '+' ? offset : -offset;
+  }
+  return secs * 1000000 + us;
+}
+
 /// RFC 3339 UTC with fractional seconds and a literal Z, as micro's STATS
 /// `started` must be: ^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{1,9}Z$
 bool is_rfc3339_z(const std::string& s) {
@@ -356,6 +390,11 @@ TEST_CASE("the timestamp checks these tests use", "[lifecycle][helpers]") {
   CHECK_FALSE(is_rfc3339_z("2026-01-02T03:04:05.123+00:00"));  // no Z
   CHECK_FALSE(is_rfc3339_z("2026-01-02T03:04:05.1234567890Z"));
   CHECK(is_uuid4("3f2b6c1e-8d4a-4f5b-9c7e-1a2b3c4d5e6f"));
+  CHECK(iso8601_us("1970-01-01T00:00:01.5Z") == std::optional<long long>(1500000));
+  CHECK(iso8601_us("2024-01-15T10:30:00.123456+00:00") == 1705314600123456LL);
+  CHECK(iso8601_us("2024-01-15T12:30:00.123456789+02:00") == 1705314600123456LL);
+  CHECK(iso8601_us("2024-01-15T08:00:00-02:30") == 1705314600000000LL);
+  CHECK_FALSE(iso8601_us("2024-01-15 10:30:00Z"));
 }
 
 // -- 1. payloads -----------------------------------------------------------------------
@@ -488,27 +527,38 @@ TEST_CASE("heartbeats come every heartbeat_interval, counted from 1", "[lifecycl
     auto started = steady::now();  // the heartbeat actor starts just before connect() returns
     std::vector<steady::time_point> at;
     std::vector<json> beats;
-    for (std::size_t n = 1; n <= 3; ++n) {
+    for (std::size_t n = 1; n <= 4; ++n) {
       auto m = bus.wait_for(beat_subject, 3s, n);
       REQUIRE(m);
       at.push_back(steady::now());
       beats.push_back(parse(*m));
     }
+    std::vector<long long> sent_us;  // each beat's timestamp, on the sender's clock
     for (std::size_t i = 0; i < beats.size(); ++i) {
       INFO("beat " << i + 1 << ": " << beats[i].dump());
       check_base(beats[i], "lc-beat", "1.2.3", client.instance_id());
       CHECK(beats[i].value("heartbeat_count", 0) == static_cast<int>(i + 1));
+      auto us = iso8601_us(beats[i].value("timestamp", ""));
+      REQUIRE(us);
+      sent_us.push_back(*us);
     }
-    // The issue asks for 50 ms of jitter on an idle machine; this test
-    // machine is loaded (2 cores shared with parallel builds), so allow 150 ms.
-    constexpr long long jitter_ms = 150;
+    // The first beat, one interval after start, is timed on this side (the
+    // sender's clock has no reading of the start): it includes the delivery
+    // over the bus and this loaded test machine's scheduling, so allow 150 ms.
     auto first = ms_between(started, at[0]);
-    auto second = ms_between(at[0], at[1]);
-    auto third = ms_between(at[1], at[2]);
-    INFO("first beat after " << first << " ms, then " << second << " ms, " << third << " ms");
-    CHECK(std::llabs(first - 1000) <= jitter_ms);
-    CHECK(std::llabs(second - 1000) <= jitter_ms);
-    CHECK(std::llabs(third - 1000) <= jitter_ms);
+    INFO("first beat received " << first << " ms after connect() returned");
+    CHECK(std::llabs(first - 1000) <= 150);
+    // The issue's bound, 50 ms of jitter per interval, holds for the intervals
+    // between the payloads' timestamps: the sender's own clock, without the
+    // bus delivery's noise.
+    constexpr long long jitter_us = 50000;
+    for (std::size_t i = 1; i < sent_us.size(); ++i) {
+      auto gap_us = sent_us[i] - sent_us[i - 1];
+      INFO("beat " << i << " -> " << i + 1 << ": " << gap_us / 1000.0 << " ms apart (timestamps "
+                   << beats[i - 1].value("timestamp", "") << ", " << beats[i].value("timestamp", "")
+                   << ")");
+      CHECK(std::llabs(gap_us - 1000000) <= jitter_us);
+    }
   }
 
   SECTION("disabled") {
