@@ -169,6 +169,16 @@ bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }
 
+/// The first line of `text` that contains `needle`, or "" if none does.
+std::string line_with(const std::string& text, const std::string& needle) {
+  auto at = text.find(needle);
+  if (at == std::string::npos)
+    return {};
+  auto begin = text.rfind('\n', at);
+  begin = begin == std::string::npos ? 0 : begin + 1;
+  return text.substr(begin, text.find('\n', at) - begin);
+}
+
 // -- configuration ------------------------------------------------------------------
 
 /// Quiet by default; KRYTEN_TEST_LOG_LEVEL=DEBUG (or INFO, ...) shows the
@@ -569,6 +579,105 @@ TEST_CASE("heartbeats come every heartbeat_interval, counted from 1", "[lifecycl
     REQUIRE(bus.wait_for(lifecycle_subject("lc-beat", "startup"), 1s));  // lifecycle is on
     CHECK_FALSE(bus.wait_for(beat_subject, 2500ms));
   }
+}
+
+TEST_CASE("a heartbeat that cannot be published is counted, logged, and beating goes on",
+          "[lifecycle][heartbeat][errors]") {
+  // The server takes at most 600 bytes a message, and cnats refuses a bigger
+  // publish at once (NATS_MAX_PAYLOAD): a large metadata value makes every
+  // heartbeat too big to publish, a small one makes them fit again.
+  nats_server::options opts;
+  opts.config = "max_payload: 600\n";
+  nats_server server(opts);
+  bus_client bus(server.url());
+  const std::string svc = "lc-beat-fail";
+  const auto beat_subject = lifecycle_subject(svc, "heartbeat");
+  bus.subscribe(beat_subject);
+  auto sink = std::make_shared<capture_sink>();
+  auto log = std::make_shared<spdlog::logger>(svc, sink);
+  log->set_level(spdlog::level::info);
+  auto cfg = make_config(server.url(), svc);
+  cfg.service->enable_heartbeat = true;
+  cfg.service->heartbeat_interval = 1;
+  kryten::client client{cfg, log};
+  client.connect();
+  const std::string failure_line = "cannot publish heartbeat event";
+  auto failures_logged = [&] {
+    std::size_t n = 0;
+    const auto text = sink->text();
+    for (auto pos = text.find(failure_line); pos != std::string::npos;
+         pos = text.find(failure_line, pos + 1))
+      ++n;
+    return n;
+  };
+
+  // A first beat goes out, and nothing failed so far.
+  auto first = bus.wait_for(beat_subject, 3s);
+  REQUIRE(first);
+  auto before = client.health();
+  INFO("log:\n" << sink->text());
+  REQUIRE(before.publish_errors == 0);
+  REQUIRE(before.errors == 0);
+
+  // Too big: the beats fail, each is counted and logged, and they go on.
+  client.set_metadata("blob", std::string(1000, 'x'));
+  REQUIRE(wait_until([&] { return failures_logged() >= 2; }, 5s));
+  auto failing = client.health();
+  CHECK(failing.publish_errors >= 2);
+  CHECK(failing.errors >= 2);
+  CHECK(failing.connected);  // the connection itself is fine
+  CHECK(failing.to_json().value("publish_errors", std::uint64_t{0}) == failing.publish_errors);
+  // Logged at error level (spdlog's default pattern: "[time] [name] [error] text").
+  INFO("log:\n" << sink->text());
+  CHECK(contains(line_with(sink->text(), failure_line), "[error]"));
+
+  // Small again: beats arrive again, their count still rising across the gap.
+  client.set_metadata("blob", "small");
+  std::optional<json> back;
+  REQUIRE(wait_until(
+    [&] {
+      for (auto& m : bus.messages_on(beat_subject)) {
+        auto p = parse(m);
+        if (p.is_object() && p.contains("metadata") && p["metadata"].value("blob", "") == "small") {
+          back = p;
+          return true;
+        }
+      }
+      return false;
+    },
+    3s));
+  auto ok_beats = bus.messages_on(beat_subject);
+  // The beat before `back` on the bus is the last one that went out before the gap.
+  std::optional<json> last_before;
+  for (auto& m : ok_beats) {
+    auto p = parse(m);
+    if (p.value("heartbeat_count", 0) < back->value("heartbeat_count", 0))
+      last_before = p;
+  }
+  REQUIRE(last_before);
+  check_base(*back, svc, "1.2.3", client.instance_id());
+  const auto count_before = last_before->value("heartbeat_count", 0);
+  const auto count_back = back->value("heartbeat_count", 0);
+  INFO("last beat before the gap: " << count_before << ", first after: " << count_back);
+  const auto failed = count_back - count_before - 1;  // the beats that never arrived
+  CHECK(failed >= 2);
+  // Each failed beat is one error, no more: once the next good beat is out,
+  // every failure has been counted.
+  auto counted = [&] {
+    auto h = client.health();
+    return h.publish_errors - before.publish_errors;
+  };
+  CHECK(wait_until([&] { return counted() >= static_cast<std::uint64_t>(failed); }, 2s));
+  CHECK(counted() == static_cast<std::uint64_t>(failed));
+  CHECK(client.health().errors - before.errors == static_cast<std::uint64_t>(failed));
+  CHECK(failures_logged() == static_cast<std::size_t>(failed));
+
+  // And the next one comes on time, counted on.
+  auto next_index = bus.messages_on(beat_subject).size() + 1;
+  auto next = bus.wait_for(beat_subject, 3s, next_index);
+  REQUIRE(next);
+  CHECK(parse(*next).value("heartbeat_count", 0) > count_back);
+  CHECK(counted() == static_cast<std::uint64_t>(failed));
 }
 
 // -- 3. lifecycle off ------------------------------------------------------------------------
