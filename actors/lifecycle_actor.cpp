@@ -39,8 +39,11 @@ void publish(lifecycle_self* self, const std::string& kind, const nlohmann::json
              Done on_done) {
   auto& s = self->state;
   auto done = std::make_shared<Done>(std::move(on_done));
-  auto fail = [self, kind, done](const std::string& why) {
-    bump(self->state.spec.stats->lifecycle_errors);
+  // `counted`: the connection actor already counted (publish_errors) the
+  // failed publish; counting it here too would make one failure two errors.
+  auto fail = [self, kind, done](const std::string& why, bool counted = false) {
+    if (!counted)
+      bump(self->state.spec.stats->lifecycle_errors);
     self->state.spec.log->error("cannot publish {} event: {}", kind, why);
     (*done)(false);
   };
@@ -56,7 +59,7 @@ void publish(lifecycle_self* self, const std::string& kind, const nlohmann::json
         if (ok)
           (*done)(true);
         else
-          fail("publish failed");
+          fail("publish failed", true);
       },
       [self, fail](caf::error& err) { fail(self->system().render(err)); });
 }

@@ -72,7 +72,9 @@ struct connection_stats {
   counter slow_consumer_errors{0};
   counter reconnects{0};
   counter disconnects{0};
-  counter lifecycle_errors{0};  // lifecycle events (heartbeats included) not published
+  counter lifecycle_errors{0};  // lifecycle events (heartbeats included) that never reached
+                                // a publish (not connected, or no answer from the connection
+                                // actor); a publish that cnats refused is in publish_errors
   counter heartbeats{0};
 };
 

@@ -1,6 +1,7 @@
 // The echo bot (examples/echo_bot.cpp) as a subprocess against a real
-// nats-server: !ping answers, shadow mutes, the ping command, signals, exit
-// codes for bad configurations and an unreachable server.
+// nats-server: !ping answers, shadow mutes, the ping command, the warning on a
+// group restart notice, signals, exit codes for bad configurations and an
+// unreachable server.
 #include <catch2/catch.hpp>
 
 #include <unistd.h>
@@ -103,6 +104,15 @@ bool is_uuid4(const std::string& s) {
 
 bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
+}
+
+/// The first line of `text` that contains `needle`, or "" if none does.
+std::string line_with(const std::string& text, const std::string& needle) {
+  auto at = text.find(needle);
+  if (at == std::string::npos) return {};
+  auto begin = text.rfind('\n', at);
+  begin = begin == std::string::npos ? 0 : begin + 1;
+  return text.substr(begin, text.find('\n', at) - begin);
 }
 
 template <typename F>
@@ -248,6 +258,34 @@ TEST_CASE("echo bot serves unknown commands with success false", "[echo_bot][pro
   CHECK(body.at("success") == false);
   CHECK(body.at("service") == service_name);
   CHECK(body.at("error").get<std::string>().find("nope") != std::string::npos);
+}
+
+TEST_CASE("echo bot logs a warning naming a group restart's initiator and reason",
+          "[echo_bot][process][restart]") {
+  running_bot b;
+  // PROTOCOL §5. The bot's restart_on_notice is off: it logs and keeps running.
+  const std::string initiator = "ops-console-7f3q";
+  const std::string reason = "rolling deploy of build 4711";
+  b.bus.publish("kryten.lifecycle.group.restart",
+                json{{"initiator", initiator},
+                     {"reason", reason},
+                     {"delay_seconds", 30},
+                     {"timestamp", "2024-01-02T03:04:05.123456+00:00"}}
+                    .dump());
+  b.bus.flush();
+  std::string line;
+  bool logged = kryten::test::wait_until(
+      [&] {
+        line = line_with(b.bot->stderr_text(), initiator);
+        return !line.empty();
+      },
+      5s);
+  INFO("echo_bot stderr:\n" << b.bot->stderr_text());
+  REQUIRE(logged);
+  INFO("line: " << line);
+  CHECK(contains(line, "warning"));
+  CHECK(contains(line, reason));
+  CHECK(b.bot->running());
 }
 
 TEST_CASE("SIGTERM stops the echo bot with exit code 0", "[echo_bot][process][signals]") {

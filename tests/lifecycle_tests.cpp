@@ -118,6 +118,40 @@ bool is_iso8601(const std::string& s) {
   return is_timestamp(s, false, false);
 }
 
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
+long long days_from_civil(long long y, unsigned m, unsigned d) {
+  y -= m <= 2 ? 1 : 0;
+  const long long era = (y >= 0 ? y : y - 399) / 400;
+  const auto yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<long long>(doe) - 719468;
+}
+
+/// An is_iso8601 timestamp as microseconds since the Unix epoch (fractions
+/// past the microsecond are dropped); nullopt if it is not one.
+std::optional<long long> iso8601_us(const std::string& s) {
+  if (!is_iso8601(s))
+    return std::nullopt;
+  auto num = [&](std::size_t pos, std::size_t n) { return std::stoll(s.substr(pos, n)); };
+  long long secs = days_from_civil(num(0, 4), static_cast<unsigned>(num(5, 2)),
+                                   static_cast<unsigned>(num(8, 2)))
+                     * 86400
+                   + num(11, 2) * 3600 + num(14, 2) * 60 + num(17, 2);
+  long long us = 0;
+  std::size_t pos = 19;
+  if (s[pos] == '.') {
+    long long scale = 100000;
+    for (++pos; pos < s.size() && is_digit(s[pos]); ++pos, scale /= 10)
+      us += (s[pos] - '0') * scale;
+  }
+  if (s[pos] != 'Z') {
+    long long offset = num(pos + 1, 2) * 3600 + num(pos + 4, 2) * 60;
+    secs -= s[pos] == '+' ? offset : -offset;
+  }
+  return secs * 1000000 + us;
+}
+
 /// RFC 3339 UTC with fractional seconds and a literal Z, as micro's STATS
 /// `started` must be: ^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{1,9}Z$
 bool is_rfc3339_z(const std::string& s) {
@@ -133,6 +167,16 @@ std::string host_name() {
 
 bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
+}
+
+/// The first line of `text` that contains `needle`, or "" if none does.
+std::string line_with(const std::string& text, const std::string& needle) {
+  auto at = text.find(needle);
+  if (at == std::string::npos)
+    return {};
+  auto begin = text.rfind('\n', at);
+  begin = begin == std::string::npos ? 0 : begin + 1;
+  return text.substr(begin, text.find('\n', at) - begin);
 }
 
 // -- configuration ------------------------------------------------------------------
@@ -356,6 +400,11 @@ TEST_CASE("the timestamp checks these tests use", "[lifecycle][helpers]") {
   CHECK_FALSE(is_rfc3339_z("2026-01-02T03:04:05.123+00:00"));  // no Z
   CHECK_FALSE(is_rfc3339_z("2026-01-02T03:04:05.1234567890Z"));
   CHECK(is_uuid4("3f2b6c1e-8d4a-4f5b-9c7e-1a2b3c4d5e6f"));
+  CHECK(iso8601_us("1970-01-01T00:00:01.5Z") == std::optional<long long>(1500000));
+  CHECK(iso8601_us("2024-01-15T10:30:00.123456+00:00") == 1705314600123456LL);
+  CHECK(iso8601_us("2024-01-15T12:30:00.123456789+02:00") == 1705314600123456LL);
+  CHECK(iso8601_us("2024-01-15T08:00:00-02:30") == 1705314600000000LL);
+  CHECK_FALSE(iso8601_us("2024-01-15 10:30:00Z"));
 }
 
 // -- 1. payloads -----------------------------------------------------------------------
@@ -488,27 +537,38 @@ TEST_CASE("heartbeats come every heartbeat_interval, counted from 1", "[lifecycl
     auto started = steady::now();  // the heartbeat actor starts just before connect() returns
     std::vector<steady::time_point> at;
     std::vector<json> beats;
-    for (std::size_t n = 1; n <= 3; ++n) {
+    for (std::size_t n = 1; n <= 4; ++n) {
       auto m = bus.wait_for(beat_subject, 3s, n);
       REQUIRE(m);
       at.push_back(steady::now());
       beats.push_back(parse(*m));
     }
+    std::vector<long long> sent_us;  // each beat's timestamp, on the sender's clock
     for (std::size_t i = 0; i < beats.size(); ++i) {
       INFO("beat " << i + 1 << ": " << beats[i].dump());
       check_base(beats[i], "lc-beat", "1.2.3", client.instance_id());
       CHECK(beats[i].value("heartbeat_count", 0) == static_cast<int>(i + 1));
+      auto us = iso8601_us(beats[i].value("timestamp", ""));
+      REQUIRE(us);
+      sent_us.push_back(*us);
     }
-    // The issue asks for 50 ms of jitter on an idle machine; this test
-    // machine is loaded (2 cores shared with parallel builds), so allow 150 ms.
-    constexpr long long jitter_ms = 150;
+    // The first beat, one interval after start, is timed on this side (the
+    // sender's clock has no reading of the start): it includes the delivery
+    // over the bus and this loaded test machine's scheduling, so allow 150 ms.
     auto first = ms_between(started, at[0]);
-    auto second = ms_between(at[0], at[1]);
-    auto third = ms_between(at[1], at[2]);
-    INFO("first beat after " << first << " ms, then " << second << " ms, " << third << " ms");
-    CHECK(std::llabs(first - 1000) <= jitter_ms);
-    CHECK(std::llabs(second - 1000) <= jitter_ms);
-    CHECK(std::llabs(third - 1000) <= jitter_ms);
+    INFO("first beat received " << first << " ms after connect() returned");
+    CHECK(std::llabs(first - 1000) <= 150);
+    // The issue's bound, 50 ms of jitter per interval, holds for the intervals
+    // between the payloads' timestamps: the sender's own clock, without the
+    // bus delivery's noise.
+    constexpr long long jitter_us = 50000;
+    for (std::size_t i = 1; i < sent_us.size(); ++i) {
+      auto gap_us = sent_us[i] - sent_us[i - 1];
+      INFO("beat " << i << " -> " << i + 1 << ": " << gap_us / 1000.0 << " ms apart (timestamps "
+                   << beats[i - 1].value("timestamp", "") << ", " << beats[i].value("timestamp", "")
+                   << ")");
+      CHECK(std::llabs(gap_us - 1000000) <= jitter_us);
+    }
   }
 
   SECTION("disabled") {
@@ -519,6 +579,105 @@ TEST_CASE("heartbeats come every heartbeat_interval, counted from 1", "[lifecycl
     REQUIRE(bus.wait_for(lifecycle_subject("lc-beat", "startup"), 1s));  // lifecycle is on
     CHECK_FALSE(bus.wait_for(beat_subject, 2500ms));
   }
+}
+
+TEST_CASE("a heartbeat that cannot be published is counted, logged, and beating goes on",
+          "[lifecycle][heartbeat][errors]") {
+  // The server takes at most 600 bytes a message, and cnats refuses a bigger
+  // publish at once (NATS_MAX_PAYLOAD): a large metadata value makes every
+  // heartbeat too big to publish, a small one makes them fit again.
+  nats_server::options opts;
+  opts.config = "max_payload: 600\n";
+  nats_server server(opts);
+  bus_client bus(server.url());
+  const std::string svc = "lc-beat-fail";
+  const auto beat_subject = lifecycle_subject(svc, "heartbeat");
+  bus.subscribe(beat_subject);
+  auto sink = std::make_shared<capture_sink>();
+  auto log = std::make_shared<spdlog::logger>(svc, sink);
+  log->set_level(spdlog::level::info);
+  auto cfg = make_config(server.url(), svc);
+  cfg.service->enable_heartbeat = true;
+  cfg.service->heartbeat_interval = 1;
+  kryten::client client{cfg, log};
+  client.connect();
+  const std::string failure_line = "cannot publish heartbeat event";
+  auto failures_logged = [&] {
+    std::size_t n = 0;
+    const auto text = sink->text();
+    for (auto pos = text.find(failure_line); pos != std::string::npos;
+         pos = text.find(failure_line, pos + 1))
+      ++n;
+    return n;
+  };
+
+  // A first beat goes out, and nothing failed so far.
+  auto first = bus.wait_for(beat_subject, 3s);
+  REQUIRE(first);
+  auto before = client.health();
+  INFO("log:\n" << sink->text());
+  REQUIRE(before.publish_errors == 0);
+  REQUIRE(before.errors == 0);
+
+  // Too big: the beats fail, each is counted and logged, and they go on.
+  client.set_metadata("blob", std::string(1000, 'x'));
+  REQUIRE(wait_until([&] { return failures_logged() >= 2; }, 5s));
+  auto failing = client.health();
+  CHECK(failing.publish_errors >= 2);
+  CHECK(failing.errors >= 2);
+  CHECK(failing.connected);  // the connection itself is fine
+  CHECK(failing.to_json().value("publish_errors", std::uint64_t{0}) == failing.publish_errors);
+  // Logged at error level (spdlog's default pattern: "[time] [name] [error] text").
+  INFO("log:\n" << sink->text());
+  CHECK(contains(line_with(sink->text(), failure_line), "[error]"));
+
+  // Small again: beats arrive again, their count still rising across the gap.
+  client.set_metadata("blob", "small");
+  std::optional<json> back;
+  REQUIRE(wait_until(
+    [&] {
+      for (auto& m : bus.messages_on(beat_subject)) {
+        auto p = parse(m);
+        if (p.is_object() && p.contains("metadata") && p["metadata"].value("blob", "") == "small") {
+          back = p;
+          return true;
+        }
+      }
+      return false;
+    },
+    3s));
+  auto ok_beats = bus.messages_on(beat_subject);
+  // The beat before `back` on the bus is the last one that went out before the gap.
+  std::optional<json> last_before;
+  for (auto& m : ok_beats) {
+    auto p = parse(m);
+    if (p.value("heartbeat_count", 0) < back->value("heartbeat_count", 0))
+      last_before = p;
+  }
+  REQUIRE(last_before);
+  check_base(*back, svc, "1.2.3", client.instance_id());
+  const auto count_before = last_before->value("heartbeat_count", 0);
+  const auto count_back = back->value("heartbeat_count", 0);
+  INFO("last beat before the gap: " << count_before << ", first after: " << count_back);
+  const auto failed = count_back - count_before - 1;  // the beats that never arrived
+  CHECK(failed >= 2);
+  // Each failed beat is one error, no more: once the next good beat is out,
+  // every failure has been counted.
+  auto counted = [&] {
+    auto h = client.health();
+    return h.publish_errors - before.publish_errors;
+  };
+  CHECK(wait_until([&] { return counted() >= static_cast<std::uint64_t>(failed); }, 2s));
+  CHECK(counted() == static_cast<std::uint64_t>(failed));
+  CHECK(client.health().errors - before.errors == static_cast<std::uint64_t>(failed));
+  CHECK(failures_logged() == static_cast<std::size_t>(failed));
+
+  // And the next one comes on time, counted on.
+  auto next_index = bus.messages_on(beat_subject).size() + 1;
+  auto next = bus.wait_for(beat_subject, 3s, next_index);
+  REQUIRE(next);
+  CHECK(parse(*next).value("heartbeat_count", 0) > count_back);
+  CHECK(counted() == static_cast<std::uint64_t>(failed));
 }
 
 // -- 3. lifecycle off ------------------------------------------------------------------------

@@ -220,3 +220,27 @@ TEST_CASE("nats_server: independent servers, stop and start are idempotent", "[s
   CHECK_FALSE(second.running());
   CHECK(first.running());
 }
+
+TEST_CASE("nats_server with extra configuration: max_payload", "[support][nats]") {
+  nats_server::options opts;
+  opts.config = "max_payload: 600\n";
+  nats_server server(opts);
+  bus_client client(server.url());
+  client.subscribe("limit.x");
+  client.publish("limit.x", std::string(500, 'a'));
+  REQUIRE(client.wait_for("limit.x", 5s));
+  // cnats refuses a payload over the server's limit before sending anything.
+  CHECK_THROWS_AS(client.publish("limit.x", std::string(700, 'b')), std::runtime_error);
+
+  // The limit (and the flags given beside the file) hold after a restart.
+  const int port = server.port();
+  server.stop();
+  server.start();
+  CHECK(server.port() == port);
+  REQUIRE(client.wait_connected(10s));
+  CHECK_THROWS_AS(client.publish("limit.x", std::string(700, 'c')), std::runtime_error);
+  client.publish("limit.x", std::string(500, 'd'));
+  auto second = client.wait_for("limit.x", 5s, 2);
+  REQUIRE(second);
+  CHECK(second->data == std::string(500, 'd'));
+}

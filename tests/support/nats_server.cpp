@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <condition_variable>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <thread>
@@ -68,8 +69,12 @@ bool server_answers(int port, std::chrono::milliseconds timeout) {
   return ok;
 }
 
-std::vector<std::string> server_argv(const nats_server::options& opts, int port) {
-  std::vector<std::string> argv{KRYTEN_NATS_SERVER, "-a", "127.0.0.1", "-p", std::to_string(port)};
+std::vector<std::string> server_argv(const nats_server::options& opts,
+                                     const std::string& config_file, int port) {
+  std::vector<std::string> argv{KRYTEN_NATS_SERVER};
+  // A config file first: the flags after it (address, port, auth) take precedence.
+  if (!config_file.empty()) argv.insert(argv.end(), {"-c", config_file});
+  argv.insert(argv.end(), {"-a", "127.0.0.1", "-p", std::to_string(port)});
   if (!opts.user.empty() || !opts.password.empty()) {
     argv.insert(argv.end(), {"--user", opts.user, "--pass", opts.password});
   }
@@ -79,8 +84,9 @@ std::vector<std::string> server_argv(const nats_server::options& opts, int port)
 
 /// Starts nats-server on `port` and waits (10 s) until it is ready. Returns
 /// nullptr if the port was taken; throws on any other failure.
-std::unique_ptr<child_process> launch(const nats_server::options& opts, int port) {
-  auto proc = std::make_unique<child_process>(server_argv(opts, port));
+std::unique_ptr<child_process> launch(const nats_server::options& opts,
+                                      const std::string& config_file, int port) {
+  auto proc = std::make_unique<child_process>(server_argv(opts, config_file, port));
   const auto end = std::chrono::steady_clock::now() + 10s;
   for (;;) {
     if (!proc->running()) {
@@ -103,6 +109,34 @@ std::unique_ptr<child_process> launch(const nats_server::options& opts, int port
     }
     std::this_thread::sleep_for(10ms);
   }
+}
+
+/// `text` in a new file in $TMPDIR (or /tmp); returns its path.
+std::string write_config_file(const std::string& text) {
+  const char* dir = std::getenv("TMPDIR");
+  std::string path = std::string{(dir != nullptr && *dir != '\0') ? dir : "/tmp"} +
+                     "/kryten-nats-server-XXXXXX.conf";
+  int fd = ::mkstemps(path.data(), 5);
+  if (fd < 0) {
+    throw std::runtime_error("nats-server: cannot create a config file " + path + ": " +
+                             std::strerror(errno));
+  }
+  const char* p = text.data();
+  std::size_t left = text.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd, p, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      std::string err = std::strerror(errno);
+      ::close(fd);
+      ::unlink(path.c_str());
+      throw std::runtime_error("nats-server: cannot write " + path + ": " + err);
+    }
+    p += n;
+    left -= static_cast<std::size_t>(n);
+  }
+  ::close(fd);
+  return path;
 }
 
 std::string nats_error(const std::string& what, natsStatus s) {
@@ -146,14 +180,20 @@ bool wait_until(const std::function<bool()>& condition, std::chrono::millisecond
 nats_server::nats_server() : nats_server(options{}) {}
 
 nats_server::nats_server(options opts) : opts_(std::move(opts)), port_(0) {
-  constexpr int attempts = 4;  // first try + 3 retries if the port was raced away
-  for (int i = 0; i < attempts; ++i) {
-    port_ = free_port();
-    proc_ = launch(opts_, port_);
-    if (proc_) return;
+  if (!opts_.config.empty()) config_file_ = write_config_file(opts_.config);
+  try {
+    constexpr int attempts = 4;  // first try + 3 retries if the port was raced away
+    for (int i = 0; i < attempts; ++i) {
+      port_ = free_port();
+      proc_ = launch(opts_, config_file_, port_);
+      if (proc_) return;
+    }
+    throw std::runtime_error("nats-server: ports kept being taken, gave up after " +
+                             std::to_string(attempts) + " attempts");
+  } catch (...) {
+    if (!config_file_.empty()) ::unlink(config_file_.c_str());  // no destructor runs
+    throw;
   }
-  throw std::runtime_error("nats-server: ports kept being taken, gave up after " +
-                           std::to_string(attempts) + " attempts");
 }
 
 nats_server::~nats_server() {
@@ -161,6 +201,7 @@ nats_server::~nats_server() {
     stop();
   } catch (...) {
   }
+  if (!config_file_.empty()) ::unlink(config_file_.c_str());
 }
 
 std::string nats_server::url() const { return "nats://127.0.0.1:" + std::to_string(port_); }
@@ -180,7 +221,7 @@ void nats_server::start() {
   // SO_REUSEADDR), but retry briefly in case something holds it.
   const auto end = std::chrono::steady_clock::now() + 10s;
   for (;;) {
-    proc_ = launch(opts_, port_);
+    proc_ = launch(opts_, config_file_, port_);
     if (proc_) return;
     if (std::chrono::steady_clock::now() >= end) {
       throw std::runtime_error("nats-server: port " + std::to_string(port_) +

@@ -30,6 +30,8 @@ public:
     std::string user;      // with password: require user/password auth
     std::string password;
     std::string token;     // require token auth
+    std::string config;    // extra settings in nats-server's config file syntax,
+                           // e.g. "max_payload: 600" (written to a temporary file)
   };
   nats_server();
   explicit nats_server(options opts);
@@ -45,6 +47,7 @@ public:
 
 private:
   options opts_;
+  std::string config_file_;  // from opts_.config; removed by the destructor
   int port_;
   std::unique_ptr<child_process> proc_;
 };
