@@ -1,7 +1,7 @@
 #include "actors/discovery_actor.hpp"
 
 #include <ctime>
-#include <regex>
+#include <string_view>
 
 #include <caf/all.hpp>
 
@@ -84,18 +84,76 @@ std::vector<std::string> micro_subjects(const std::string& name, const std::stri
   return out;
 }
 
+bool is_name_char(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'
+         || c == '-';
+}
+
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+
+/// Dot-separated, non-empty identifiers of [0-9A-Za-z-]; with `numeric_rule`,
+/// an all-digit identifier has no leading zero (SemVer's pre-release rule).
+bool identifiers_ok(std::string_view s, bool numeric_rule) {
+  std::size_t start = 0;
+  for (;;) {
+    auto end = s.find('.', start);
+    auto id = s.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+    if (id.empty())
+      return false;
+    bool all_digits = true;
+    for (char c : id) {
+      if (!is_name_char(c) || c == '_')
+        return false;
+      all_digits = all_digits && is_digit(c);
+    }
+    if (numeric_rule && all_digits && id.size() > 1 && id[0] == '0')
+      return false;
+    if (end == std::string_view::npos)
+      return true;
+    start = end + 1;
+  }
+}
+
+/// SemVer 2.0.0 (semver.org), written out: std::regex draws false
+/// -Wmaybe-uninitialized warnings from GCC 12 in sanitizer builds.
+bool is_semver(std::string_view v) {
+  auto plus = v.find('+');
+  auto core_and_pre = v.substr(0, plus);
+  if (plus != std::string_view::npos && !identifiers_ok(v.substr(plus + 1), false))
+    return false;
+  auto dash = core_and_pre.find('-');
+  auto core = core_and_pre.substr(0, dash);
+  if (dash != std::string_view::npos && !identifiers_ok(core_and_pre.substr(dash + 1), true))
+    return false;
+  int parts = 0;
+  std::size_t start = 0;
+  for (;;) {
+    auto end = core.find('.', start);
+    auto n = core.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+    if (n.empty() || (n.size() > 1 && n[0] == '0'))
+      return false;
+    for (char c : n)
+      if (!is_digit(c))
+        return false;
+    ++parts;
+    if (end == std::string_view::npos)
+      break;
+    start = end + 1;
+  }
+  return parts == 3;
+}
+
 bool micro_identity_ok(const std::string& name, const std::string& version, std::string& why) {
-  static const std::regex name_re{"^[A-Za-z0-9_-]+$"};
-  // semver.org's regular expression
-  static const std::regex semver_re{
-    R"(^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*))"
-    R"((?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?)"
-    R"((?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$)"};
-  if (!std::regex_match(name, name_re)) {
+  bool name_ok = !name.empty();
+  for (char c : name)
+    name_ok = name_ok && is_name_char(c);
+  if (!name_ok) {
     why = "service name '" + name + "' does not match ^[A-Za-z0-9_-]+$";
     return false;
   }
-  if (!std::regex_match(version, semver_re)) {
+  if (!is_semver(version)) {
     why = "version '" + version + "' is not SemVer";
     return false;
   }
