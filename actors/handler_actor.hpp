@@ -32,7 +32,6 @@ struct handler_spec {
 
 struct handler_state {
   handler_spec spec;
-  std::int64_t last_event_ns = 0;  // steady clock, end of the last event run
   static inline const char* name = "kryten.handler";
 };
 
