@@ -71,12 +71,12 @@ struct event_subscription {
   std::string lowercase_name;  // reused buffer
   std::vector<const handler_route*> matched;
 
-  void handle(const char* subj, std::string_view body);
+  void handle(const char* subj, std::string_view body, bool more_coming);
   void report_bad(decode_error err, const char* subj, std::size_t size);
   void report_drop(const handler_route& route);
 };
 
-void event_subscription::handle(const char* subj, std::string_view body) {
+void event_subscription::handle(const char* subj, std::string_view body, bool more_coming) {
   auto arrived = steady_ns();
   bump(stats->received);
   stats->last_event_unix_ns.store(unix_ns(), std::memory_order_relaxed);
@@ -103,7 +103,7 @@ void event_subscription::handle(const char* subj, std::string_view body) {
   auto typed = decoder.to_typed(std::move(env));
   auto msg = std::visit([](auto& x) { return caf::make_message(std::move(x)); }, typed);
   for (auto* route : matched)
-    if (!offer(*route, msg))
+    if (!offer(*route, msg, more_coming))
       report_drop(*route);
 }
 
@@ -122,11 +122,20 @@ void event_subscription::report_drop(const handler_route& route) {
               suppressed ? fmt::format(" ({} more dropped since)", suppressed) : "");
 }
 
-void on_event_msg(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+/// Whether cnats holds more messages for `sub` right now (its next callback
+/// follows at once).
+bool more_pending(natsSubscription* sub) {
+  int msgs = 0;
+  int bytes = 0;
+  return natsSubscription_GetPending(sub, &msgs, &bytes) == NATS_OK && msgs > 0;
+}
+
+void on_event_msg(natsConnection*, natsSubscription* nsub, natsMsg* msg, void* closure) {
   auto* sub = static_cast<event_subscription*>(closure);
   sub->handle(natsMsg_GetSubject(msg),
               std::string_view{natsMsg_GetData(msg),
-                               static_cast<std::size_t>(natsMsg_GetDataLength(msg))});
+                               static_cast<std::size_t>(natsMsg_GetDataLength(msg))},
+              more_pending(nsub));
   natsMsg_Destroy(msg);
 }
 

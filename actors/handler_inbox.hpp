@@ -31,6 +31,10 @@ public:
   bool pop(caf::message& out);
   /// The consumer only.
   bool empty() const;
+  /// Events in the ring, roughly (any thread).
+  std::size_t size_hint() const {
+    return tail_.load(std::memory_order_relaxed) - head_.load(std::memory_order_relaxed);
+  }
   std::size_t slots() const { return mask_ + 1; }
 
   // The wake protocol: whoever turns `scheduled` from false to true sends the

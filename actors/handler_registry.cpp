@@ -49,7 +49,7 @@ void handler_registry::remove(const std::string& label) {
   });
 }
 
-bool offer(const handler_route& route, const caf::message& msg) {
+bool offer(const handler_route& route, const caf::message& msg, bool more_coming) {
   auto& queued = route.stats->queued;
   if (queued.fetch_add(1, std::memory_order_relaxed) >= route.capacity) {
     queued.fetch_sub(1, std::memory_order_relaxed);
@@ -65,6 +65,10 @@ bool offer(const handler_route& route, const caf::message& msg) {
     bump(route.stats->dropped);
     return false;
   }
+  // A wake-up (a message, a sleeping scheduler thread signalled) costs more
+  // than an event: with more events right behind this one, let them gather.
+  if (more_coming && route.inbox->size_hint() < wake_batch)
+    return true;
   if (route.inbox->claim())
     caf::anon_send(route.actor, drain_atom::value);
   return true;

@@ -66,7 +66,13 @@ private:
 /// Hands `msg` to the route's actor unless its queue is full; a full queue
 /// drops the event and counts it. Returns whether the event was queued.
 /// An idle handler is woken with one drain_atom; a busy one is not messaged.
-bool offer(const handler_route& route, const caf::message& msg);
+/// `more_coming`: the caller knows another event follows at once (cnats has
+/// more pending), so the wake-up may wait for it, up to wake_batch events.
+bool offer(const handler_route& route, const caf::message& msg, bool more_coming = false);
+
+/// The most events an idle handler's inbox collects before it is woken while
+/// more are coming.
+inline constexpr std::size_t wake_batch = 64;
 
 }  // namespace kryten::detail
 
