@@ -70,11 +70,21 @@ struct event_subscription {
   log_limiter limiter;
   std::string lowercase_name;  // reused buffer
   std::vector<const handler_route*> matched;
+  // Handlers with events not yet woken for: woken when cnats has no more
+  // pending (routes stay valid: the registry keeps every version).
+  std::vector<const handler_route*> to_wake;
 
   void handle(const char* subj, std::string_view body, bool more_coming);
+  void wake_all();
   void report_bad(decode_error err, const char* subj, std::size_t size);
   void report_drop(const handler_route& route);
 };
+
+void event_subscription::wake_all() {
+  for (auto* route : to_wake)
+    wake(*route);
+  to_wake.clear();
+}
 
 void event_subscription::handle(const char* subj, std::string_view body, bool more_coming) {
   auto arrived = steady_ns();
@@ -102,9 +112,13 @@ void event_subscription::handle(const char* subj, std::string_view body, bool mo
   env.received_ns = arrived;
   auto typed = decoder.to_typed(std::move(env));
   auto msg = std::visit([](auto& x) { return caf::make_message(std::move(x)); }, typed);
-  for (auto* route : matched)
-    if (!offer(*route, msg, more_coming))
+  for (auto* route : matched) {
+    bool later = false;
+    if (!offer(*route, msg, more_coming ? &later : nullptr))
       report_drop(*route);
+    if (later && std::find(to_wake.begin(), to_wake.end(), route) == to_wake.end())
+      to_wake.push_back(route);
+  }
 }
 
 void event_subscription::report_bad(decode_error err, const char* subj, std::size_t size) {
@@ -132,16 +146,27 @@ bool more_pending(natsSubscription* sub) {
 
 void on_event_msg(natsConnection*, natsSubscription* nsub, natsMsg* msg, void* closure) {
   auto* sub = static_cast<event_subscription*>(closure);
+  bool more = more_pending(nsub);  // then the next callback wakes the handlers
   sub->handle(natsMsg_GetSubject(msg),
               std::string_view{natsMsg_GetData(msg),
                                static_cast<std::size_t>(natsMsg_GetDataLength(msg))},
-              more_pending(nsub));
+              more);
+  if (!more)
+    sub->wake_all();
   natsMsg_Destroy(msg);
 }
 
 template <class T>
 void delete_closure(void* closure) {
   delete static_cast<T*>(closure);
+}
+
+/// After the subscription's last message callback: events it left for a
+/// later wake-up (it was closed with more pending) are woken for now.
+void complete_event_subscription(void* closure) {
+  auto* sub = static_cast<event_subscription*>(closure);
+  sub->wake_all();
+  delete sub;
 }
 
 // -- plain subscriptions and request replies -------------------------------------
@@ -354,7 +379,7 @@ std::string subscribe_channel(connection_self* self, const channel_config& ch,
   auto subject = ctx->subject;
   natsStatus st = natsConnection_Subscribe(&sub, s.conn, subject.c_str(), on_event_msg, ctx.get());
   if (st == NATS_OK)
-    st = natsSubscription_SetOnCompleteCB(sub, delete_closure<event_subscription>, ctx.get());
+    st = natsSubscription_SetOnCompleteCB(sub, complete_event_subscription, ctx.get());
   if (st != NATS_OK) {
     if (sub != nullptr)
       natsSubscription_Destroy(sub);  // ctx is still ours: on-complete was never set

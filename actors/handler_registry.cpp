@@ -49,7 +49,12 @@ void handler_registry::remove(const std::string& label) {
   });
 }
 
-bool offer(const handler_route& route, const caf::message& msg, bool more_coming) {
+void wake(const handler_route& route) {
+  if (route.inbox && route.inbox->claim())
+    caf::anon_send(route.actor, drain_atom::value);
+}
+
+bool offer(const handler_route& route, const caf::message& msg, bool* wake_later) {
   auto& queued = route.stats->queued;
   if (queued.fetch_add(1, std::memory_order_relaxed) >= route.capacity) {
     queued.fetch_sub(1, std::memory_order_relaxed);
@@ -66,11 +71,13 @@ bool offer(const handler_route& route, const caf::message& msg, bool more_coming
     return false;
   }
   // A wake-up (a message, a sleeping scheduler thread signalled) costs more
-  // than an event: with more events right behind this one, let them gather.
-  if (more_coming && route.inbox->size_hint() < wake_batch)
-    return true;
-  if (route.inbox->claim())
-    caf::anon_send(route.actor, drain_atom::value);
+  // than an event: the caller may let a few gather first.
+  if (wake_later != nullptr) {
+    *wake_later = route.inbox->size_hint() < wake_batch;
+    if (*wake_later)
+      return true;
+  }
+  wake(route);
   return true;
 }
 

@@ -66,9 +66,13 @@ private:
 /// Hands `msg` to the route's actor unless its queue is full; a full queue
 /// drops the event and counts it. Returns whether the event was queued.
 /// An idle handler is woken with one drain_atom; a busy one is not messaged.
-/// `more_coming`: the caller knows another event follows at once (cnats has
-/// more pending), so the wake-up may wait for it, up to wake_batch events.
-bool offer(const handler_route& route, const caf::message& msg, bool more_coming = false);
+/// With `wake_later` set, the wake-up is left to the caller (see wake()) while
+/// the inbox holds fewer than wake_batch events; `*wake_later` says whether it
+/// was left.
+bool offer(const handler_route& route, const caf::message& msg, bool* wake_later = nullptr);
+
+/// Wakes the route's handler unless it is awake already.
+void wake(const handler_route& route);
 
 /// The most events an idle handler's inbox collects before it is woken while
 /// more are coming.
