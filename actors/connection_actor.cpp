@@ -341,6 +341,12 @@ natsStatus make_options(const connection_spec& spec, connection_events* events,
     s = natsOptions_SetMaxReconnect(opts, n.max_reconnect_attempts);
   if (s == NATS_OK)
     s = natsOptions_SetPingInterval(opts, std::max<int64_t>(1, ms(n.ping_interval)));
+  // Publishes (commands, replies, lifecycle events) go out at once instead of
+  // waiting for cnats' flusher: measured, that wait added about 1 ms to every
+  // !ping reply; the cost is a write per publish, and a bot publishes far
+  // less than it receives.
+  if (s == NATS_OK)
+    s = natsOptions_SetSendAsap(opts, true);
   if (s == NATS_OK && n.pending_msgs_limit > 0)
     s = natsOptions_SetMaxPendingMsgs(opts, clamp_limit(n.pending_msgs_limit));
   if (s == NATS_OK)

@@ -284,6 +284,7 @@ int run(state& st) {
   if (s == NATS_OK) s = natsOptions_SetURL(opts, o.server.c_str());
   if (s == NATS_OK) s = natsOptions_SetName(opts, o.service.c_str());
   if (s == NATS_OK) s = natsOptions_SetTimeout(opts, 5000);
+  if (s == NATS_OK) s = natsOptions_SetSendAsap(opts, true);  // as the runtime does
   if (s == NATS_OK && o.threads > 0) {
     s = nats_SetMessageDeliveryPoolSize(o.threads);
     if (s == NATS_OK)
@@ -323,6 +324,7 @@ int run(state& st) {
   s = natsOptions_Create(&copts);
   if (s == NATS_OK) s = natsOptions_SetURL(copts, o.server.c_str());
   if (s == NATS_OK) s = natsOptions_SetName(copts, (o.service + "-control").c_str());
+  if (s == NATS_OK) s = natsOptions_SetSendAsap(copts, true);
   if (s == NATS_OK) s = natsConnection_Connect(&st.ctl, copts);
   natsOptions_Destroy(copts);
   natsSubscription* cmd = nullptr;
