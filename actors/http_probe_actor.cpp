@@ -62,10 +62,7 @@ void listen(probe_self* self, int port, bool serve_health, bool serve_metrics) {
   routes.serve_metrics = serve_metrics;
   auto server = std::make_unique<http_server>(svc.health_host, port, routes,
                                               callbacks_of(self->system(), s.spec), s.spec.log);
-  server->start();
-  s.spec.log->info("HTTP probe on {}:{} ({}{})", svc.health_host, server->port(),
-                   serve_health ? svc.health_path + " /livez /readyz" : "",
-                   serve_metrics ? " " + svc.metrics_path : "");
+  server->start();  // logs where it listens
   s.servers.push_back(std::move(server));
 }
 
