@@ -9,6 +9,7 @@
 #include <nats/nats.h>
 
 #include "actors/log_limiter.hpp"
+#include "kryten/clock.hpp"
 #include "kryten/event_decoder.hpp"
 #include "kryten/logging.hpp"
 #include "kryten/subjects.hpp"
@@ -23,18 +24,6 @@ using reply_atom = caf::atom_constant<caf::atom("kreply")>;
 
 constexpr auto drop_check_interval = 1s;
 constexpr std::int64_t flush_timeout_ms = 5000;
-
-std::int64_t steady_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-           std::chrono::steady_clock::now().time_since_epoch())
-    .count();
-}
-
-std::int64_t unix_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
-}
 
 int clamp_limit(std::int64_t v) {
   return v < 0 ? -1 : static_cast<int>(std::min<std::int64_t>(v, INT_MAX));
