@@ -97,7 +97,7 @@ struct client::impl {
   // Guards what user threads register and read outside the event path.
   mutable std::mutex mx;
   std::condition_variable cv;
-  std::vector<std::pair<std::string, std::shared_ptr<detail::handler_stats>>> handler_stats;
+  std::size_t handlers_added = 0;  // numbers the labels; the health actor keeps the list
   std::mt19937_64 rng{std::random_device{}()};
   connection_state state = connection_state::connecting;
   bool lost_for_good = false;
@@ -220,7 +220,7 @@ void client::impl::start_actors() {
 
 std::string client::impl::next_label(std::string_view base) {
   std::lock_guard<std::mutex> guard{mx};
-  return std::string{base} + "#" + std::to_string(handler_stats.size() + 1);
+  return std::string{base} + "#" + std::to_string(handlers_added + 1);
 }
 
 detail::handler_spec client::impl::make_spec(std::string label) {
@@ -236,7 +236,7 @@ detail::handler_spec client::impl::make_spec(std::string label) {
 void client::impl::add(detail::handler_registration reg) {
   {
     std::lock_guard<std::mutex> guard{mx};
-    handler_stats.emplace_back(reg.spec.label, reg.spec.stats);
+    ++handlers_added;
   }
   caf::anon_send(aggregator, add_atom::value, reg.spec.label, reg.spec.stats);
   // A request, so that the route exists when on() returns.
