@@ -1,98 +1,154 @@
 #include "actors/command_actor.hpp"
 
+#include <set>
+
 #include <caf/all.hpp>
 
 #include "actors/connection_actor.hpp"
+#include "actors/health_actor.hpp"
+#include "kryten/clock.hpp"
 
 namespace kryten::detail {
 
 namespace {
 
-nlohmann::json failure(const std::string& service, const nlohmann::json& command,
-                       const std::string& error) {
-  return {{"service", service}, {"command", command}, {"success", false}, {"error", error}};
-}
-
-command_request to_request(const nlohmann::json& body) {
-  command_request req;
-  req.command = body.at("command").get<std::string>();
-  auto args = body.value("args", nlohmann::json::object());
-  req.args = args.is_object() ? args : nlohmann::json{{"value", args}};
-  req.meta = body.value("meta", nlohmann::json::object());
-  return req;
-}
+using namespace std::chrono_literals;
 
 struct command_state {
   command_spec spec;
-  std::map<std::string, command_handler> commands;
-  std::string last_error;  // "code:description", for the NATS Service API's STATS
+  caf::actor worker;             // made with the first user command
+  std::set<std::string> user;    // names the worker serves
+  std::string last_error;        // "code:description", for the NATS Service API's STATS
   static inline const char* name = "kryten.commands";
 };
 
 using command_self = caf::stateful_actor<command_state>;
 
-void serve(command_self* self, const bus_message& msg) {
+/// Counts the request, then replies: counted before the reply goes out, so
+/// that a STATS request made after the reply arrived sees this request.
+void finish(command_self* self, const std::string& reply_to, const nlohmann::json& reply,
+            std::int64_t start) {
   auto& s = self->state;
-  auto start = std::chrono::steady_clock::now();
-  auto reply = answer_command(s.spec.service, s.commands, msg.data, *s.spec.log);
-  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-              std::chrono::steady_clock::now() - start)
-              .count();
-  // Counted before the reply goes out, so that a STATS request made after the
-  // reply arrived sees this request.
-  bump(s.spec.stats->run_ns, static_cast<std::uint64_t>(ns));
+  bump(s.spec.stats->run_ns, static_cast<std::uint64_t>(steady_ns() - start));
   bump(s.spec.stats->handled);
   if (!reply.value("success", false)) {
     bump(s.spec.stats->exceptions);
     s.last_error = "500:" + reply.value("error", std::string{"error"});
   }
-  if (!msg.reply.empty())
-    self->send(s.spec.connection, publish_atom::value, msg.reply, reply.dump());
+  if (!reply_to.empty())
+    self->send(s.spec.connection, publish_atom::value, reply_to, reply.dump());
   s.spec.stats->queued.fetch_sub(1, std::memory_order_relaxed);
+}
+
+nlohmann::json success(const std::string& service, const std::string& command,
+                       nlohmann::json data) {
+  return {{"service", service}, {"command", command}, {"success", true}, {"data", std::move(data)}};
+}
+
+void run_user_command(command_self* self, command_request req, std::string reply_to,
+                      std::int64_t start) {
+  auto& s = self->state;
+  auto name = req.command;
+  self->request(s.worker, std::chrono::duration_cast<caf::timespan>(s.spec.timeout), std::move(req))
+    .then(
+      [self, reply_to, start](std::string& reply) {
+        auto json = nlohmann::json::parse(reply, nullptr, false);
+        finish(self, reply_to, json, start);
+      },
+      [self, reply_to, start, name](caf::error& err) {
+        auto& st = self->state;
+        bool late = err == caf::sec::request_timeout;
+        if (late)
+          st.spec.log->warn("command {} did not finish within handler_timeout", name);
+        else
+          st.spec.log->error("command {} failed: {}", name, self->system().render(err));
+        finish(self, reply_to,
+               command_failure(st.spec.service, name, late ? "Timeout" : "Internal error"),
+               start);
+      });
+}
+
+void run_health(command_self* self, const std::string& reply_to, std::int64_t start) {
+  auto& s = self->state;
+  self->request(s.spec.health, 5s, get_atom::value)
+    .then(
+      [self, reply_to, start](health_status& h) {
+        finish(self, reply_to, success(self->state.spec.service, "health", h.to_json()), start);
+      },
+      [self, reply_to, start](caf::error&) {
+        finish(self, reply_to,
+               command_failure(self->state.spec.service, "health", "Health unavailable"), start);
+      });
+}
+
+void serve(command_self* self, const bus_message& msg) {
+  auto& s = self->state;
+  auto start = steady_ns();
+  nlohmann::json failure;
+  auto req = parse_command(s.spec.service, msg.data, failure);
+  if (!req) {
+    finish(self, msg.reply, failure, start);
+    return;
+  }
+  if (s.user.count(req->command)) {
+    run_user_command(self, std::move(*req), msg.reply, start);
+  } else if (req->command == "ping") {
+    finish(self, msg.reply,
+           success(s.spec.service, "ping",
+                   {{"pong", true}, {"service", s.spec.service},
+                    {"instance_id", s.spec.instance_id}}),
+           start);
+  } else if (req->command == "health") {
+    run_health(self, msg.reply, start);
+  } else {
+    finish(self, msg.reply,
+           command_failure(s.spec.service, req->command, "Unknown command: " + req->command),
+           start);
+  }
 }
 
 caf::behavior command_actor(command_self* self, command_spec spec) {
   self->state.spec = std::move(spec);
+  self->state.worker = spawn_command_worker(self->system(), self->state.spec.service,
+                                            self->state.spec.log);
+  // The worker dies with us (it may be stuck in a user's handler: then it
+  // stays behind, and the stop names it).
+  self->link_to(self->state.worker);
   return {
     [self](const bus_message& msg) { serve(self, msg); },
     [self](get_atom) { return self->state.last_error; },
     [self](subscribe_atom, const std::string& name, command_handler& handler) {
-      self->state.commands[name] = std::move(handler);
+      self->state.user.insert(name);
+      self->send(self->state.worker, subscribe_atom::value, name, std::move(handler));
     },
   };
 }
 
 }  // namespace
 
-nlohmann::json answer_command(const std::string& service,
-                              const std::map<std::string, command_handler>& commands,
-                              const std::string& body, spdlog::logger& log) {
+std::optional<command_request> parse_command(const std::string& service,
+                                             const std::string& body,
+                                             nlohmann::json& failure) {
   auto json = nlohmann::json::parse(body, nullptr, false);
-  if (json.is_discarded())
-    return failure(service, nullptr, "Invalid JSON");
-  if (!json.is_object() || !json.contains("command") || !json["command"].is_string())
-    return failure(service, nullptr, "Missing command");
-  auto req = to_request(json);
-  auto i = commands.find(req.command);
-  if (i == commands.end())
-    return failure(service, req.command, "Unknown command: " + req.command);
-  try {
-    auto data = i->second(req);
-    return {{"service", service}, {"command", req.command}, {"success", true},
-            {"data", data.is_null() ? nlohmann::json::object() : std::move(data)}};
-  } catch (const command_error& e) {
-    return failure(service, req.command, e.what());
-  } catch (const std::exception& e) {
-    log.error("command {} failed: {}", req.command, e.what());
-    return failure(service, req.command, "Internal error");
-  } catch (...) {
-    log.error("command {} failed with a non-standard exception", req.command);
-    return failure(service, req.command, "Internal error");
+  if (json.is_discarded()) {
+    failure = command_failure(service, nullptr, "Invalid JSON");
+    return std::nullopt;
   }
+  if (!json.is_object() || !json.contains("command") || !json["command"].is_string()) {
+    failure = command_failure(service, nullptr, "Missing command");
+    return std::nullopt;
+  }
+  command_request req;
+  req.command = json["command"].get<std::string>();
+  auto args = json.value("args", nlohmann::json::object());
+  req.args = args.is_object() ? args : nlohmann::json{{"value", args}};
+  auto meta = json.value("meta", nlohmann::json::object());
+  req.meta = meta.is_object() ? meta : nlohmann::json::object();
+  return req;
 }
 
 caf::actor spawn_command_actor(caf::actor_system& sys, command_spec spec) {
-  return sys.spawn(command_actor, std::move(spec));
+  return sys.spawn<caf::detached>(command_actor, std::move(spec));
 }
 
 }  // namespace kryten::detail

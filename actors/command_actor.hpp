@@ -1,39 +1,45 @@
 // The command actor: answers requests on kryten.{service}.command with the
-// reply shape of PROTOCOL.md §2, one request at a time.
+// reply shape of PROTOCOL.md §2. The built-in commands (ping, health) are
+// answered here, without waiting for anything a user wrote; the user's
+// commands run in the command worker (command_worker_actor.hpp), and one that
+// takes longer than handler_timeout is answered with an error.
 //
 // Protocol:
 //   bus_message                               a request (from the connection actor)
-//   (subscribe_atom, name, command_handler)   adds or replaces a command
+//   (subscribe_atom, name, command_handler)   adds or replaces a user's command
+//                                             (a user's "ping" or "health" wins)
+//   (get_atom)                             -> std::string, the last error for STATS
 #pragma once
 
-#include <map>
+#include <chrono>
 #include <memory>
 #include <string>
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
-#include <caf/allowed_unsafe_message_type.hpp>
 #include <spdlog/logger.h>
 
+#include "actors/command_worker_actor.hpp"
 #include "actors/runtime_stats.hpp"
-#include "kryten/client.hpp"
 
 namespace kryten::detail {
 
 struct command_spec {
   std::string service;
+  std::string instance_id;
   caf::actor connection;
+  caf::actor health;                     // answers the built-in health command
   std::shared_ptr<handler_stats> stats;  // its queue counter and run times
+  std::chrono::nanoseconds timeout{std::chrono::seconds(30)};  // handler_timeout
   std::shared_ptr<spdlog::logger> log;
 };
 
 caf::actor spawn_command_actor(caf::actor_system& sys, command_spec spec);
 
-/// The reply to a request body (exposed for tests of the reply shape).
-nlohmann::json answer_command(const std::string& service,
-                              const std::map<std::string, command_handler>& commands,
-                              const std::string& body, spdlog::logger& log);
+/// A request body as a command_request, or a failure reply (Invalid JSON,
+/// Missing command) in `failure`.
+std::optional<command_request> parse_command(const std::string& service,
+                                             const std::string& body,
+                                             nlohmann::json& failure);
 
 }  // namespace kryten::detail
-
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kryten::command_handler)

@@ -59,9 +59,14 @@ struct event_subscription {
   log_limiter limiter;
   std::string lowercase_name;  // reused buffer
   std::vector<const handler_route*> matched;
-  // Handlers with events not yet woken for: woken when cnats has no more
-  // pending (routes stay valid: the registry keeps every version).
+  // The routes this thread uses; to_wake points into them, so they are
+  // renewed only after those wake-ups went out.
+  handler_registry::snapshot routes;
+  // Handlers with events not yet woken for: woken when cnats has no more pending.
   std::vector<const handler_route*> to_wake;
+
+  /// Takes the registry's newest routes if they changed.
+  void refresh_routes();
 
   void handle(const char* subj, std::string_view body, bool more_coming);
   void wake_all();
@@ -73,6 +78,13 @@ void event_subscription::wake_all() {
   for (auto* route : to_wake)
     wake(*route);
   to_wake.clear();
+}
+
+void event_subscription::refresh_routes() {
+  if (routes.routes && registry->version() == routes.version)
+    return;
+  wake_all();
+  routes = registry->current();
 }
 
 void event_subscription::handle(const char* subj, std::string_view body, bool more_coming) {
@@ -90,7 +102,8 @@ void event_subscription::handle(const char* subj, std::string_view body, bool mo
     if (c >= 'A' && c <= 'Z')
       c = static_cast<char>(c - 'A' + 'a');
   matched.clear();
-  for (auto& route : registry->current())
+  refresh_routes();
+  for (auto& route : *routes.routes)
     if (route.matches(lowercase_name, env.channel, env.domain))
       matched.push_back(&route);
   if (matched.empty()) {
@@ -241,13 +254,53 @@ struct subscription_handle {
   std::int64_t dropped_seen = 0;
 };
 
-struct connection_actor_state {
-  connection_spec spec;
+void close_subscriptions(std::vector<subscription_handle>& subs) {
+  for (auto& h : subs) {
+    natsSubscription_Unsubscribe(h.sub);
+    natsSubscription_Destroy(h.sub);
+  }
+  subs.clear();
+}
+
+/// The one owner of the cnats connection and its subscriptions: whatever way
+/// the actor ends (a graceful close, an exit, a crash), the destructor closes
+/// what is still open. CAF 0.17 destroys an actor's state before its
+/// attachables run, so this lives in the state and needs no attachable.
+struct nats_session {
   natsConnection* conn = nullptr;
-  connection_status status;
   std::vector<subscription_handle> event_subs;
   std::vector<subscription_handle> plain_subs;
   natsSubscription* inbox_sub = nullptr;
+
+  nats_session() = default;
+  nats_session(const nats_session&) = delete;
+  nats_session& operator=(const nats_session&) = delete;
+  ~nats_session() { close(false); }
+
+  /// Unsubscribes everything and closes the connection; with `flush`, what
+  /// was published goes out first (bounded).
+  void close(bool flush) {
+    if (conn == nullptr)
+      return;
+    close_subscriptions(event_subs);
+    close_subscriptions(plain_subs);
+    if (inbox_sub != nullptr) {
+      natsSubscription_Unsubscribe(inbox_sub);
+      natsSubscription_Destroy(inbox_sub);
+      inbox_sub = nullptr;
+    }
+    if (flush && !natsConnection_IsClosed(conn))
+      natsConnection_FlushTimeout(conn, flush_timeout_ms);
+    natsConnection_Close(conn);
+    natsConnection_Destroy(conn);
+    conn = nullptr;
+  }
+};
+
+struct connection_actor_state {
+  connection_spec spec;
+  nats_session nats;
+  connection_status status;
   std::string inbox_prefix;
   std::uint64_t next_token = 1;
   std::unordered_map<std::uint64_t, caf::response_promise> pending_requests;
@@ -372,7 +425,7 @@ std::string subscribe_channel(connection_self* self, const channel_config& ch,
   ctx->log = s.spec.log;
   natsSubscription* sub = nullptr;
   auto subject = ctx->subject;
-  natsStatus st = natsConnection_Subscribe(&sub, s.conn, subject.c_str(), on_event_msg, ctx.get());
+  natsStatus st = natsConnection_Subscribe(&sub, s.nats.conn, subject.c_str(), on_event_msg, ctx.get());
   if (st == NATS_OK)
     st = natsSubscription_SetOnCompleteCB(sub, complete_event_subscription, ctx.get());
   if (st != NATS_OK) {
@@ -383,7 +436,7 @@ std::string subscribe_channel(connection_self* self, const channel_config& ch,
   ctx.release();  // cnats frees it through the on-complete callback
   if (auto lim = raise_limits(sub, s.spec.nats); lim != NATS_OK)
     s.spec.log->warn("cannot raise pending limits on {}: {}", subject, nats_error_text(lim));
-  s.event_subs.push_back({sub, std::move(stats), 0});
+  s.nats.event_subs.push_back({sub, std::move(stats), 0});
   s.spec.log->info("subscribed to {}", subject);
   return {};
 }
@@ -405,41 +458,37 @@ void check_drops(connection_self* self, std::vector<subscription_handle>& subs) 
   }
 }
 
-void close_subscriptions(std::vector<subscription_handle>& subs) {
-  for (auto& h : subs) {
-    natsSubscription_Unsubscribe(h.sub);
-    natsSubscription_Destroy(h.sub);
-  }
-  subs.clear();
-}
-
 std::string connect(connection_self* self) {
   auto& s = self->state;
-  if (s.conn != nullptr)
+  if (s.nats.conn != nullptr)
     return {};
   auto* events = new connection_events{caf::actor_cast<caf::actor>(self), s.spec.stats,
                                        s.spec.log, log_limiter{}};
   natsOptions* opts = nullptr;
   natsStatus st = make_options(s.spec, events, &opts);
   if (st == NATS_OK) {
-    st = natsConnection_Connect(&s.conn, opts);
+    st = natsConnection_Connect(&s.nats.conn, opts);
     natsOptions_Destroy(opts);
   }
   if (st != NATS_OK) {
     delete events;  // no connection: cnats will never call back
-    s.conn = nullptr;
+    s.nats.conn = nullptr;
     std::string servers;
     for (auto& url : s.spec.nats.servers)
       servers += (servers.empty() ? "" : ", ") + redact_url(url);
     return "cannot connect to NATS at " + servers + ": " + nats_error_text(st);
   }
-  for (std::size_t i = 0; i < s.spec.channels.size(); ++i)
-    if (auto err = subscribe_channel(self, s.spec.channels[i], s.spec.channel_stats[i]);
-        !err.empty())
-      return err;
-  if (auto fl = natsConnection_FlushTimeout(s.conn, flush_timeout_ms); fl != NATS_OK)
-    return "NATS did not confirm the subscriptions: " + nats_error_text(fl);
-  set_status(self, {connection_state::connected, connected_url(s.conn), "", unix_ns()});
+  std::string err;
+  for (std::size_t i = 0; i < s.spec.channels.size() && err.empty(); ++i)
+    err = subscribe_channel(self, s.spec.channels[i], s.spec.channel_stats[i]);
+  if (err.empty())
+    if (auto fl = natsConnection_FlushTimeout(s.nats.conn, flush_timeout_ms); fl != NATS_OK)
+      err = "NATS did not confirm the subscriptions: " + nats_error_text(fl);
+  if (!err.empty()) {
+    s.nats.close(false);  // a failed connect() leaves nothing connected
+    return err;
+  }
+  set_status(self, {connection_state::connected, connected_url(s.nats.conn), "", unix_ns()});
   return {};
 }
 
@@ -448,11 +497,11 @@ bool publish(connection_self* self, const std::string& subject, const std::strin
   auto& s = self->state;
   natsStatus st = NATS_CONNECTION_CLOSED;
   // natsConnection_PublishRequest rejects a null or empty reply subject.
-  if (s.conn != nullptr)
+  if (s.nats.conn != nullptr)
     st = reply != nullptr && *reply != '\0'
-           ? natsConnection_PublishRequest(s.conn, subject.c_str(), reply, data.data(),
+           ? natsConnection_PublishRequest(s.nats.conn, subject.c_str(), reply, data.data(),
                                            static_cast<int>(data.size()))
-           : natsConnection_Publish(s.conn, subject.c_str(), data.data(),
+           : natsConnection_Publish(s.nats.conn, subject.c_str(), data.data(),
                                     static_cast<int>(data.size()));
   if (st == NATS_OK) {
     bump(s.spec.stats->published);
@@ -462,7 +511,7 @@ bool publish(connection_self* self, const std::string& subject, const std::strin
   std::uint64_t suppressed = 0;
   if (s.limiter.admit("publish", suppressed))
     s.spec.log->error("cannot publish to {}: {}{}", subject,
-                      s.conn ? nats_error_text(st) : std::string{"not connected"},
+                      s.nats.conn ? nats_error_text(st) : std::string{"not connected"},
                       suppressed ? fmt::format(" ({} more failures suppressed)", suppressed)
                                  : "");
   return false;
@@ -470,7 +519,7 @@ bool publish(connection_self* self, const std::string& subject, const std::strin
 
 std::string ensure_inbox(connection_self* self) {
   auto& s = self->state;
-  if (s.inbox_sub != nullptr)
+  if (s.nats.inbox_sub != nullptr)
     return {};
   natsInbox* inbox = nullptr;
   if (auto st = natsInbox_Create(&inbox); st != NATS_OK)
@@ -480,14 +529,14 @@ std::string ensure_inbox(connection_self* self) {
   auto ctx = std::make_unique<reply_inbox>(
     reply_inbox{caf::actor_cast<caf::actor>(self), s.inbox_prefix.size()});
   auto wildcard = s.inbox_prefix + "*";
-  auto st = natsConnection_Subscribe(&s.inbox_sub, s.conn, wildcard.c_str(), on_reply_msg,
+  auto st = natsConnection_Subscribe(&s.nats.inbox_sub, s.nats.conn, wildcard.c_str(), on_reply_msg,
                                      ctx.get());
   if (st == NATS_OK)
-    st = natsSubscription_SetOnCompleteCB(s.inbox_sub, delete_closure<reply_inbox>, ctx.get());
+    st = natsSubscription_SetOnCompleteCB(s.nats.inbox_sub, delete_closure<reply_inbox>, ctx.get());
   if (st != NATS_OK) {
-    if (s.inbox_sub != nullptr)
-      natsSubscription_Destroy(s.inbox_sub);
-    s.inbox_sub = nullptr;
+    if (s.nats.inbox_sub != nullptr)
+      natsSubscription_Destroy(s.nats.inbox_sub);
+    s.nats.inbox_sub = nullptr;
     return nats_error_text(st);
   }
   ctx.release();
@@ -497,7 +546,7 @@ std::string ensure_inbox(connection_self* self) {
 caf::result<std::string> request(connection_self* self, const std::string& subject,
                                  const std::string& data, std::int64_t timeout_ms) {
   auto& s = self->state;
-  if (s.conn == nullptr)
+  if (s.nats.conn == nullptr)
     return caf::make_error(caf::sec::runtime_error, "not connected to NATS");
   if (auto err = ensure_inbox(self); !err.empty())
     return caf::make_error(caf::sec::runtime_error, "cannot create reply inbox: " + err);
@@ -523,19 +572,19 @@ void finish_request(connection_self* self, std::uint64_t token, caf::message res
 std::string subscribe_plain(connection_self* self, const std::string& subject,
                             const std::string& queue, handler_route route, bool confirm) {
   auto& s = self->state;
-  if (s.conn == nullptr)
+  if (s.nats.conn == nullptr)
     return "not connected to NATS";
   auto ctx = std::make_unique<plain_subscription>(plain_subscription{std::move(route)});
   natsSubscription* sub = nullptr;
   natsStatus st = queue.empty()
-                    ? natsConnection_Subscribe(&sub, s.conn, subject.c_str(), on_plain_msg,
+                    ? natsConnection_Subscribe(&sub, s.nats.conn, subject.c_str(), on_plain_msg,
                                                ctx.get())
-                    : natsConnection_QueueSubscribe(&sub, s.conn, subject.c_str(),
+                    : natsConnection_QueueSubscribe(&sub, s.nats.conn, subject.c_str(),
                                                     queue.c_str(), on_plain_msg, ctx.get());
   if (st == NATS_OK)
     st = natsSubscription_SetOnCompleteCB(sub, delete_closure<plain_subscription>, ctx.get());
   if (st == NATS_OK && confirm)
-    st = natsConnection_FlushTimeout(s.conn, flush_timeout_ms);
+    st = natsConnection_FlushTimeout(s.nats.conn, flush_timeout_ms);
   if (st != NATS_OK) {
     if (sub != nullptr)
       natsSubscription_Destroy(sub);
@@ -543,36 +592,50 @@ std::string subscribe_plain(connection_self* self, const std::string& subject,
   }
   ctx.release();
   raise_limits(sub, s.spec.nats);
-  s.plain_subs.push_back({sub, nullptr, 0});
+  s.nats.plain_subs.push_back({sub, nullptr, 0});
   s.spec.log->info("subscribed to {}{}", subject, queue.empty() ? "" : " (queue " + queue + ")");
   return {};
 }
 
 void close_connection(connection_self* self, const std::string& reason) {
   auto& s = self->state;
-  if (s.conn == nullptr)
+  if (s.nats.conn == nullptr)
     return;
-  close_subscriptions(s.event_subs);
-  close_subscriptions(s.plain_subs);
-  if (s.inbox_sub != nullptr) {
-    natsSubscription_Unsubscribe(s.inbox_sub);
-    natsSubscription_Destroy(s.inbox_sub);
-    s.inbox_sub = nullptr;
-  }
   for (auto& [token, promise] : s.pending_requests)
     promise.deliver(caf::make_error(caf::sec::runtime_error, "connection closed"));
   s.pending_requests.clear();
-  if (!natsConnection_IsClosed(s.conn))
-    natsConnection_FlushTimeout(s.conn, flush_timeout_ms);
-  natsConnection_Close(s.conn);
-  natsConnection_Destroy(s.conn);
-  s.conn = nullptr;
+  s.nats.close(true);
   set_status(self, {connection_state::closed, "", reason, unix_ns()});
+}
+
+/// Shutdown's first step: the server stops sending events, and cnats goes on
+/// delivering what it has already buffered (the drain deadline is the
+/// supervisor's; cnats' own is only a backstop).
+void drain_event_subscriptions(connection_self* self) {
+  for (auto& h : self->state.nats.event_subs)
+    if (auto st = natsSubscription_DrainTimeout(h.sub, 600'000); st != NATS_OK)
+      self->state.spec.log->warn("cannot drain {}: {}", natsSubscription_GetSubject(h.sub),
+                                 nats_error_text(st));
+}
+
+/// Events cnats still holds for the draining event subscriptions, and whether
+/// every one of them has completed (delivered its last event).
+drain_progress drain_status(connection_self* self) {
+  drain_progress p;
+  for (auto& h : self->state.nats.event_subs) {
+    if (!natsSubscription_IsValid(h.sub))
+      continue;
+    p.complete = false;
+    int msgs = 0;
+    int bytes = 0;
+    if (natsSubscription_GetPending(h.sub, &msgs, &bytes) == NATS_OK)
+      p.pending += msgs;
+  }
+  return p;
 }
 
 caf::behavior connection_actor(connection_self* self, connection_spec spec) {
   self->state.spec = std::move(spec);
-  self->attach_functor([self] { close_connection(self, "Actor stopped"); });
   return {
     [self](connect_atom) -> std::string {
       auto err = connect(self);
@@ -583,8 +646,8 @@ caf::behavior connection_actor(connection_self* self, connection_spec spec) {
       return err;
     },
     [self](drop_check_atom) {
-      check_drops(self, self->state.event_subs);
-      check_drops(self, self->state.plain_subs);
+      check_drops(self, self->state.nats.event_subs);
+      check_drops(self, self->state.nats.plain_subs);
       self->delayed_send(self, drop_check_interval, drop_check_atom::value);
     },
     // Fire and forget: a returned value would be sent back to the sender.
@@ -620,11 +683,12 @@ caf::behavior connection_actor(connection_self* self, connection_spec spec) {
       return subscribe_plain(self, subject, queue, std::move(route), confirm);
     },
     [self](unsubscribe_atom) {
-      close_subscriptions(self->state.event_subs);
+      drain_event_subscriptions(self);
       return true;
     },
+    [self](drain_atom) { return drain_status(self); },
     [self](nats_event_atom, connection_status& st) {
-      if (self->state.conn != nullptr)  // else: we closed it, and said so
+      if (self->state.nats.conn != nullptr)  // else: we closed it, and said so
         set_status(self, std::move(st));
     },
     [self](status_atom) { return self->state.status; },

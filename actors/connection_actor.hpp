@@ -14,7 +14,9 @@
 //                                                   delivers bus_message to the route;
 //                                                   confirm: the server has it (and
 //                                                   every earlier one) on return
-//   (unsubscribe_atom)                           -> bool; stops event subscriptions
+//   (unsubscribe_atom)                           -> bool; drains event subscriptions:
+//                                                   no new events, buffered ones delivered
+//   (drain_atom)                                 -> drain_progress of that drain
 //   (status_atom)                                -> connection_status
 //   (status_atom, listener)                         listener gets the current
 //                                                   connection_status, then every change
@@ -28,6 +30,7 @@
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
 #include <spdlog/logger.h>
 
 #include "actors/handler_registry.hpp"
@@ -41,6 +44,12 @@ using confirm_atom = caf::atom_constant<caf::atom("kconfirm")>;
 }
 
 namespace kryten::detail {
+
+/// How far the shutdown drain of the event subscriptions has come.
+struct drain_progress {
+  bool complete = true;      // every event subscription delivered its last event
+  std::int64_t pending = 0;  // events cnats still buffers for them
+};
 
 struct connection_spec {
   nats_config nats;
@@ -59,3 +68,5 @@ struct connection_spec {
 caf::actor spawn_connection_actor(caf::actor_system& sys, connection_spec spec);
 
 }  // namespace kryten::detail
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kryten::detail::drain_progress)

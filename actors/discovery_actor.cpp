@@ -200,7 +200,7 @@ std::string rfc3339_utc(std::int64_t unix_nanos) {
 }
 
 caf::actor spawn_discovery_actor(caf::actor_system& sys, discovery_spec spec) {
-  return sys.spawn(discovery_actor, std::move(spec));
+  return sys.spawn<caf::detached>(discovery_actor, std::move(spec));
 }
 
 }  // namespace kryten::detail

@@ -10,6 +10,9 @@ namespace kryten::detail {
 
 namespace {
 
+/// Set while a user callback runs on this thread (see inside_handler()).
+thread_local bool running_user_code = false;
+
 /// Events taken from the inbox per drain_atom, and the time they may take:
 /// past either the actor yields, so that system messages and other actors on
 /// its thread get a turn (a slow handler must not hold a thread for long).
@@ -61,6 +64,8 @@ std::int64_t run(const handler_spec& spec, const std::function<void(const T&)>& 
     bump(spec.stats->type_mismatches);
     spec.log->debug("handler {} takes no {}; event skipped", spec.label, type_name_of<T>());
   } else {
+    spec.stats->busy_since_ns.store(start, std::memory_order_relaxed);
+    running_user_code = true;
     try {
       fn(x);
     } catch (const std::exception& e) {
@@ -70,6 +75,8 @@ std::int64_t run(const handler_spec& spec, const std::function<void(const T&)>& 
       bump(spec.stats->exceptions);
       spec.log->error("handler {} threw a non-standard exception", spec.label);
     }
+    running_user_code = false;
+    spec.stats->busy_since_ns.store(0, std::memory_order_relaxed);
   }
   auto end = steady_ns();
   record_run(spec, arrival_of(x), start, end);
@@ -117,20 +124,31 @@ void drain(caf::stateful_actor<handler_state>* self) {
   caf::message msg;
   std::int64_t done = 0;
   // Once per batch, not per event: the dispatcher raises it on another core.
-  auto count_done = [&] { st.spec.stats->queued.fetch_sub(done, std::memory_order_relaxed); };
+  auto& stats = *st.spec.stats;
+  auto count_done = [&] {
+    stats.queued.fetch_sub(done, std::memory_order_relaxed);
+    stats.done_in_batch.store(0, std::memory_order_relaxed);
+  };
   for (int n = 0; n < drain_batch && now < slice_end; ++n) {
-    if (!inbox.pop(msg) && !(inbox.go_idle() && inbox.pop(msg))) {
+    if (inbox.closed() || (!inbox.pop(msg) && !(inbox.go_idle() && inbox.pop(msg)))) {
       count_done();
       return;
     }
     now = dispatch(st.spec, msg, now);
     ++done;
+    // A plain store (one writer): lets the shutdown's accounting see the
+    // events of a batch that is still running.
+    stats.done_in_batch.store(done, std::memory_order_relaxed);
   }
   count_done();
   self->send(self, drain_atom::value);
 }
 
 }  // namespace
+
+bool inside_handler() {
+  return running_user_code;
+}
 
 caf::behavior handler_actor(caf::stateful_actor<handler_state>* self, handler_spec spec) {
   self->state.spec = std::move(spec);
@@ -174,26 +192,53 @@ std::int64_t arrival_of_event(const caf::message& msg) {
                     raw_event>(msg);
 }
 
-void pump(caf::stateful_actor<forwarding_state>* self);
+using forwarder_self = caf::stateful_actor<forwarding_state>;
 
-/// Sends one event to the user's actor as a request; its answer (or error)
-/// lowers the queue counter and lets the next event through.
-void forward(caf::stateful_actor<forwarding_state>* self, const caf::message& msg) {
+void pump(forwarder_self* self);
+
+/// The oldest event still in flight sets busy_since (stuck-handler reports).
+void update_busy_since(forwarder_self* self) {
+  auto& st = self->state;
+  auto since = st.in_flight.empty() ? 0 : st.in_flight.begin()->second.second;
+  st.spec.stats->busy_since_ns.store(since, std::memory_order_relaxed);
+}
+
+/// An answer (or error) for event `seq`: counted, and the next event goes.
+void settle(forwarder_self* self, std::uint64_t seq) {
+  auto& st = self->state;
+  st.in_flight.erase(seq);
+  st.spec.stats->queued.fetch_sub(1, std::memory_order_relaxed);
+  update_busy_since(self);
+  pump(self);
+}
+
+/// Sends one event to the user's actor as a request.
+void forward(forwarder_self* self, caf::message msg) {
+  auto& st = self->state;
   auto start = steady_ns();
   auto arrived = arrival_of_event(msg);
-  ++self->state.in_flight;
-  auto timeout = std::chrono::duration_cast<caf::timespan>(self->state.spec.timeout);
-  self->request(self->state.target, timeout, msg)
+  auto seq = st.next_seq++;
+  st.in_flight.emplace(seq, std::make_pair(msg, start));
+  update_busy_since(self);
+  auto timeout = std::chrono::duration_cast<caf::timespan>(st.spec.timeout);
+  self->request(st.target, timeout, std::move(msg))
     .then(
-      [self, start, arrived] {
-        auto& spec = self->state.spec;
-        record_run(spec, arrived, start, steady_ns());
-        spec.stats->queued.fetch_sub(1, std::memory_order_relaxed);
-        --self->state.in_flight;
-        pump(self);
+      [self, seq, start, arrived] {
+        record_run(self->state.spec, arrived, start, steady_ns());
+        settle(self, seq);
       },
-      [self](caf::error& err) {
+      [self, seq](caf::error& err) {
         auto& spec = self->state.spec;
+        auto i = self->state.in_flight.find(seq);
+        if (i == self->state.in_flight.end())
+          return;
+        if (err == caf::sec::request_receiver_down && spec.inbox) {
+          // Still in the dead actor's mailbox: its successor gets it.
+          spec.inbox->give_back(std::move(i->second.first));
+          self->state.in_flight.erase(i);
+          update_busy_since(self);
+          return;
+        }
         if (err == caf::sec::request_timeout) {
           bump(spec.stats->timeouts);
           spec.log->warn("handler {} did not answer within handler_timeout", spec.label);
@@ -201,46 +246,75 @@ void forward(caf::stateful_actor<forwarding_state>* self, const caf::message& ms
           bump(spec.stats->exceptions);
           spec.log->error("handler {} failed: {}", spec.label, self->system().render(err));
         }
-        spec.stats->queued.fetch_sub(1, std::memory_order_relaxed);
-        --self->state.in_flight;
-        pump(self);
+        settle(self, seq);
       });
 }
 
 /// Forwards queued events while the window has room. With the window full it
 /// keeps the wake: the next answer pumps again.
-void pump(caf::stateful_actor<forwarding_state>* self) {
+void pump(forwarder_self* self) {
   auto& st = self->state;
-  if (!st.spec.inbox)
+  if (!st.spec.inbox || !st.target)
     return;
   caf::message msg;
-  while (st.in_flight < forward_window) {
+  while (static_cast<int>(st.in_flight.size()) < forward_window && !st.spec.inbox->closed()) {
     if (!st.spec.inbox->pop(msg) && !(st.spec.inbox->go_idle() && st.spec.inbox->pop(msg)))
       return;
-    forward(self, msg);
+    forward(self, std::move(msg));
   }
+}
+
+/// The user's actor is gone. It handles requests in order, so the oldest
+/// event still in flight is the one it was handling when it died: counted
+/// as failed. Events it bounced from its mailbox came back already; those
+/// sent after it died bounce after this message, so they are given back
+/// here, in order, for the successor.
+void on_target_down(forwarder_self* self, const caf::down_msg& down) {
+  auto& st = self->state;
+  auto& stats = *st.spec.stats;
+  if (!st.in_flight.empty()) {
+    auto oldest = st.in_flight.begin();
+    if (down.reason) {
+      bump(stats.exceptions);
+      st.spec.log->error("handler {} died while handling an event: {}", st.spec.label,
+                         self->system().render(down.reason));
+    }
+    stats.queued.fetch_sub(1, std::memory_order_relaxed);
+    st.in_flight.erase(oldest);
+  }
+  for (auto& [seq, entry] : st.in_flight) {
+    if (st.spec.inbox) {
+      st.spec.inbox->give_back(std::move(entry.first));
+    } else {
+      bump(stats.exceptions);
+      stats.queued.fetch_sub(1, std::memory_order_relaxed);
+    }
+  }
+  st.in_flight.clear();
+  stats.busy_since_ns.store(0, std::memory_order_relaxed);
+  self->quit(down.reason);
 }
 
 }  // namespace
 
-caf::behavior forwarding_actor(caf::stateful_actor<forwarding_state>* self, handler_spec spec,
-                               caf::actor target) {
-  self->state.spec = std::move(spec);
-  self->state.target = std::move(target);
+caf::behavior forwarding_actor(forwarder_self* self, handler_spec spec, caf::actor target) {
+  auto& st = self->state;
+  st.spec = std::move(spec);
+  st.target = target ? std::move(target) : st.spec.factory(self->system());
+  if (!st.target) {
+    st.spec.log->error("handler {}: its factory made no actor", st.spec.label);
+    self->quit(caf::sec::invalid_argument);
+    return {};
+  }
   // The user's actor dying takes its forwarder down with the same reason, so
-  // that the supervisor sees the crash (restart limit, degraded, up = false).
-  // Answers to the events in flight will never come: un-count them.
-  self->monitor(self->state.target);
-  self->set_down_handler([self](caf::down_msg& down) {
-    self->state.spec.stats->queued.fetch_sub(self->state.in_flight, std::memory_order_relaxed);
-    self->state.in_flight = 0;
-    self->quit(down.reason);
-  });
-  if (self->state.spec.inbox) {
-    self->state.spec.inbox->take_over();
+  // that the supervisor sees the crash and decides about a restart.
+  self->monitor(st.target);
+  self->set_down_handler([self](caf::down_msg& down) { on_target_down(self, down); });
+  if (st.spec.inbox) {
+    st.spec.inbox->take_over();
     self->send(self, drain_atom::value);
   }
-  auto direct = [self](const caf::message& msg) { forward(self, msg); };
+  auto direct = [self](caf::message msg) { forward(self, std::move(msg)); };
   return {
     [self](drain_atom) { pump(self); },
     [direct](const raw_event& x) { direct(caf::make_message(x)); },

@@ -5,6 +5,8 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -20,9 +22,17 @@
 
 namespace kryten::detail {
 
+/// Makes a user's handler actor (again, after a crash).
+using actor_factory = std::function<caf::actor(caf::actor_system&)>;
+
+/// True on a thread that is running a user handler's callback right now, so
+/// that calls back into the client can avoid waiting for their own caller.
+bool inside_handler();
+
 struct handler_spec {
   std::string label;  // e.g. "chatmsg#1"
   event_callbacks callbacks;
+  actor_factory factory;  // a user's actor, made by the forwarder
   std::shared_ptr<handler_stats> stats;
   std::chrono::nanoseconds timeout{std::chrono::seconds(30)};
   std::shared_ptr<spdlog::logger> log;
@@ -41,14 +51,20 @@ caf::behavior handler_actor(caf::stateful_actor<handler_state>* self, handler_sp
 struct forwarding_state {
   handler_spec spec;
   caf::actor target;
-  std::int64_t in_flight = 0;  // events sent to target, not yet answered
+  std::uint64_t next_seq = 0;
+  /// Events sent to target and not yet answered, by sequence number: an event
+  /// and the steady-clock ns it was sent.
+  std::map<std::uint64_t, std::pair<caf::message, std::int64_t>> in_flight;
   static inline const char* name = "kryten.forwarder";
 };
 
-/// Stands in front of a user's own actor: forwards each event as a request
-/// (at most 64 unanswered), so that the queue bound and handler_timeout apply
-/// to it too. The user's
-/// actor answers each event with nothing (a void handler).
+/// Stands in front of a user's own actor (`target`, or one made by
+/// spec.factory): forwards each event as a request (at most 64 unanswered),
+/// so that the queue bound and handler_timeout apply to it too. The user's
+/// actor answers each event with nothing (a void handler). When it dies, the
+/// forwarder dies with the same reason; events that were still in the dead
+/// actor's mailbox go back to the inbox for the successor, and the one it was
+/// handling is counted as failed.
 caf::behavior forwarding_actor(caf::stateful_actor<forwarding_state>* self, handler_spec spec,
                                caf::actor target);
 

@@ -41,6 +41,11 @@ bool handler_inbox::push(const caf::message& event) {
 }
 
 bool handler_inbox::pop(caf::message& out) {
+  if (!returned_.empty()) {
+    out = std::move(returned_.front());
+    returned_.pop_front();
+    return true;
+  }
   auto pos = head_.load(std::memory_order_relaxed);
   auto& s = slots_[pos & mask_];
   if (s.sequence.load(std::memory_order_acquire) != pos + 1)
@@ -52,6 +57,8 @@ bool handler_inbox::pop(caf::message& out) {
 }
 
 bool handler_inbox::empty() const {
+  if (!returned_.empty())
+    return false;
   auto pos = head_.load(std::memory_order_relaxed);
   return slots_[pos & mask_].sequence.load(std::memory_order_acquire) != pos + 1;
 }

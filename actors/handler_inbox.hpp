@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <memory>
 
 #include <caf/atom.hpp>
@@ -27,8 +28,12 @@ public:
 
   /// Any thread. False when the ring is full (the event is not taken).
   bool push(const caf::message& event);
-  /// The consumer only.
+  /// The consumer only. Events given back come first.
   bool pop(caf::message& out);
+  /// The consumer only: returns an event taken but not handled (a user actor
+  /// died with it still queued), so that its successor gets it first.
+  /// Consumers follow one another (a restart), never overlap.
+  void give_back(caf::message event) { returned_.push_back(std::move(event)); }
   /// The consumer only.
   bool empty() const;
   /// Events in the ring, roughly (any thread).
@@ -49,6 +54,11 @@ public:
   /// Consumer, on start: owns the wake whatever the flag said.
   void take_over() { scheduled_.store(true, std::memory_order_release); }
 
+  /// The shutdown gave up on this inbox: the consumer takes no more events
+  /// (they are counted as abandoned).
+  void close() { closed_.store(true, std::memory_order_release); }
+  bool closed() const { return closed_.load(std::memory_order_acquire); }
+
 private:
   struct slot {
     std::atomic<std::size_t> sequence;
@@ -57,9 +67,11 @@ private:
 
   std::unique_ptr<slot[]> slots_;
   std::size_t mask_;
+  std::deque<caf::message> returned_;  // the consumer's only
   alignas(64) std::atomic<std::size_t> tail_{0};  // next push
   alignas(64) std::atomic<std::size_t> head_{0};  // next pop
   alignas(64) std::atomic<bool> scheduled_{false};
+  std::atomic<bool> closed_{false};
 };
 
 }  // namespace kryten::detail

@@ -15,18 +15,20 @@ bool handler_route::matches(std::string_view lowercase_name, std::string_view ch
   return domain.empty() || domain == domain_of_event;
 }
 
-handler_registry::handler_registry() {
-  versions_.push_back(std::make_unique<const route_list>());
-  current_.store(versions_.back().get(), std::memory_order_release);
-}
+handler_registry::handler_registry() : routes_(std::make_shared<const route_list>()) {}
 
 template <class Change>
 void handler_registry::update(Change change) {
-  std::lock_guard<std::mutex> guard{writers_};
-  auto next = std::make_unique<route_list>(*versions_.back());
+  std::lock_guard<std::mutex> guard{mx_};
+  auto next = std::make_shared<route_list>(*routes_);
   change(*next);
-  versions_.push_back(std::move(next));
-  current_.store(versions_.back().get(), std::memory_order_release);
+  routes_ = std::move(next);
+  version_.fetch_add(1, std::memory_order_acq_rel);
+}
+
+handler_registry::snapshot handler_registry::current() const {
+  std::lock_guard<std::mutex> guard{mx_};
+  return {routes_, version_.load(std::memory_order_acquire)};
 }
 
 void handler_registry::add(handler_route route) {

@@ -1,7 +1,9 @@
 // Which handler actors want which events. The cnats delivery threads read the
-// current routes on every event without locking: registration (rare) copies
-// the route list, publishes the copy with one atomic store, and keeps every
-// old copy alive until the registry goes away.
+// routes on every event without locking: registration (rare) copies the route
+// list under a mutex and raises a version number; each delivery thread keeps
+// a shared_ptr to the copy it uses and takes the newest one only when the
+// version moved (one relaxed load per event). An old copy is freed when the
+// last delivery thread lets go of it.
 #pragma once
 
 #include <atomic>
@@ -51,16 +53,22 @@ public:
   void replace(const std::string& label, caf::actor actor);
   /// Removes the route labelled `label` (a handler past its restart limit).
   void remove(const std::string& label);
-  /// The routes as of now. Valid for the registry's lifetime.
-  const route_list& current() const { return *current_.load(std::memory_order_acquire); }
+  /// Raised by every change; compare with a snapshot's to see whether it is old.
+  std::uint64_t version() const { return version_.load(std::memory_order_acquire); }
+  struct snapshot {
+    std::shared_ptr<const route_list> routes;
+    std::uint64_t version = 0;
+  };
+  /// The routes as of now, with their version.
+  snapshot current() const;
 
 private:
   template <class Change>
   void update(Change change);
 
-  std::mutex writers_;
-  std::vector<std::unique_ptr<const route_list>> versions_;
-  std::atomic<const route_list*> current_;
+  mutable std::mutex mx_;
+  std::shared_ptr<const route_list> routes_;
+  std::atomic<std::uint64_t> version_{0};
 };
 
 /// Hands `msg` to the route's actor unless its queue is full; a full queue

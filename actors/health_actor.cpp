@@ -60,6 +60,15 @@ void add_handlers(const health_state& s, health_status& h) {
     hh.dropped = read(st->dropped);
     hh.restarts = read(st->restarts);
     hh.queued = st->queued.load(std::memory_order_relaxed);
+    hh.restartable = st->restartable.load();
+    if (auto since = st->busy_since_ns.load(std::memory_order_relaxed); since > 0) {
+      auto now = steady_ns();
+      hh.busy_seconds = (now - since) / 1e9;
+      hh.busy_since = iso8601(unix_ns() - (now - since));
+      hh.stuck = std::chrono::nanoseconds(now - since) > s.spec.handler_timeout;
+      if (hh.stuck)
+        h.stuck_handlers.push_back(label);
+    }
     auto run = st->run_hist.snapshot();
     auto queue = st->queue_hist.snapshot();
     hh.run = run.to_summary();
@@ -110,7 +119,8 @@ health_status aggregate(const health_state& s) {
   h.ready = h.connected && flags.ready.load() && !h.shutting_down;
   h.subscribed = h.connected && flags.ready.load();
   auto said_degraded = h.details.find("degraded");
-  h.degraded = flags.handler_down.load()
+  h.abandoned_events = read(flags.abandoned_events);
+  h.degraded = flags.handler_down.load() || !h.stuck_handlers.empty()
                || (said_degraded != h.details.end() && *said_degraded == true);
   return h;
 }
@@ -133,7 +143,11 @@ void on_status(health_state& s, const connection_status& st) {
   s.state = st.state;
   if (st.state == connection_state::connected && s.connected_since_ns == 0)
     s.connected_since_ns = steady_ns();
-  if (st.state == connection_state::closed && !s.disconnected)
+  if (st.state == connection_state::connected)
+    s.lost_for_good = false;
+  // Lost for good: cnats gave up after a successful connect (a failed
+  // connect() closes the connection too, and a retry may follow).
+  if (st.state == connection_state::closed && !s.disconnected && s.connected_since_ns > 0)
     s.lost_for_good = true;
 }
 

@@ -17,6 +17,7 @@
 //   (metrics_atom)                             -> std::string, Prometheus text
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -49,6 +50,7 @@ struct health_spec {
   std::shared_ptr<connection_stats> conn_stats;
   std::shared_ptr<runtime_flags> flags;
   std::shared_ptr<prometheus::Registry> custom_metrics;  // users' own series
+  std::chrono::nanoseconds handler_timeout{std::chrono::seconds(30)};  // past it: stuck
 };
 
 struct health_state {

@@ -49,7 +49,7 @@ caf::behavior heartbeat_actor(heartbeat_self* self, caf::actor lifecycle,
 
 caf::actor spawn_heartbeat_actor(caf::actor_system& sys, caf::actor lifecycle,
                                  std::chrono::milliseconds interval) {
-  return sys.spawn(heartbeat_actor, std::move(lifecycle), interval);
+  return sys.spawn<caf::detached>(heartbeat_actor, std::move(lifecycle), interval);
 }
 
 }  // namespace kryten::detail

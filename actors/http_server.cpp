@@ -22,69 +22,8 @@
 
 namespace kryten::detail {
 
-// -- the /health document ----------------------------------------------------------
-
-nlohmann::json to_json(const kryten::latency_summary& s) {
-  return {{"count", s.count},   {"mean_ms", s.mean_ms}, {"p50_ms", s.p50_ms},
-          {"p90_ms", s.p90_ms}, {"p99_ms", s.p99_ms},   {"p999_ms", s.p999_ms},
-          {"max_ms", s.max_ms}};
-}
-
-nlohmann::json to_json(const kryten::handler_health& h) {
-  return {{"label", h.label},       {"up", h.up},           {"handled", h.handled},
-          {"exceptions", h.exceptions}, {"timeouts", h.timeouts}, {"dropped", h.dropped},
-          {"restarts", h.restarts}, {"queued", h.queued},   {"run", to_json(h.run)},
-          {"queue", to_json(h.queue)}};
-}
-
 nlohmann::json health_document(const kryten::health_status& h) {
-  const bool healthy = h.connected && !h.degraded;
-  auto handlers = nlohmann::json::array();
-  for (const auto& hh : h.handlers)
-    handlers.push_back(to_json(hh));
-  nlohmann::json j = {
-    // PROTOCOL.md §6 /health
-    {"service", h.service},
-    {"status", healthy ? "healthy" : "degraded"},
-    {"uptime_seconds", h.uptime_seconds},
-    {"nats_connected", h.connected},
-    // client.health()
-    {"connected", h.connected},
-    {"state", h.state},
-    {"channels", h.channels},
-    {"events_received", h.events_received},
-    {"commands_sent", h.commands_sent},
-    {"errors", h.errors},
-    {"avg_event_latency_ms", h.avg_event_latency_ms},
-    {"last_event_time", h.last_event_time ? nlohmann::json(*h.last_event_time) : nullptr},
-    {"handlers_registered", h.handlers_registered},
-    // kryten-cpp's own
-    {"decode_errors", h.decode_errors},
-    {"handler_exceptions", h.handler_exceptions},
-    {"handler_timeouts", h.handler_timeouts},
-    {"dropped_events", h.dropped_events},
-    {"nats_errors", h.nats_errors},
-    {"publish_errors", h.publish_errors},
-    {"reconnects", h.reconnects},
-    {"events_handled", h.events_handled},
-    {"handler_restarts", h.handler_restarts},
-    {"events_by_channel", h.events_by_channel},
-    {"handler_latency", to_json(h.handler_latency)},
-    {"queue_delay", to_json(h.queue_delay)},
-    {"handlers", std::move(handlers)},
-    {"ready", h.ready},
-    {"subscribed", h.subscribed},
-    {"shutting_down", h.shutting_down},
-    {"degraded", h.degraded},
-  };
-  if (h.details.is_object()) {
-    for (const auto& [key, value] : h.details.items())
-      if (!j.contains(key))
-        j[key] = value;
-  } else if (!h.details.is_null() && !j.contains("details")) {
-    j["details"] = h.details;
-  }
-  return j;
+  return h.to_json();
 }
 
 namespace {

@@ -60,8 +60,6 @@ struct probe_limits {
 /// and not degraded, else "degraded") and "nats_connected"; the user's
 /// `details` are merged in at the top level without replacing those keys.
 nlohmann::json health_document(const kryten::health_status& h);
-nlohmann::json to_json(const kryten::latency_summary& s);
-nlohmann::json to_json(const kryten::handler_health& h);
 
 class http_server {
 public:

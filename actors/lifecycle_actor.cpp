@@ -125,7 +125,7 @@ caf::behavior lifecycle_actor(lifecycle_self* self, lifecycle_spec spec) {
 }  // namespace
 
 caf::actor spawn_lifecycle_actor(caf::actor_system& sys, lifecycle_spec spec) {
-  return sys.spawn(lifecycle_actor, std::move(spec));
+  return sys.spawn<caf::detached>(lifecycle_actor, std::move(spec));
 }
 
 }  // namespace kryten::detail

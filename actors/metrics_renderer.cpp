@@ -119,9 +119,14 @@ std::string render_metrics(const metrics_input& in,
                    .Name(p + "_handler_queued")
                    .Help("Events waiting in a handler's queue.")
                    .Register(reg);
+  auto& stuck = BuildGauge()
+                  .Name(p + "_handler_stuck")
+                  .Help("1 while a handler runs one event for longer than handler_timeout.")
+                  .Register(reg);
   for (const auto& hh : h.handlers) {
     up.Add({{"handler", hh.label}}).Set(hh.up ? 1 : 0);
     queued.Add({{"handler", hh.label}}).Set(static_cast<double>(hh.queued));
+    stuck.Add({{"handler", hh.label}}).Set(hh.stuck ? 1 : 0);
   }
 
   const auto& bounds = histogram_snapshot::prometheus_bounds_seconds();

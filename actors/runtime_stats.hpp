@@ -42,6 +42,9 @@ struct subscription_stats {
 /// handler; the rest are written by the handler actor only.
 struct handler_stats {
   std::atomic<std::int64_t> queued{0};
+  /// Events of the running batch already handled but not yet taken off
+  /// `queued` (the handler lowers `queued` once per batch).
+  std::atomic<std::int64_t> done_in_batch{0};
   counter dropped{0};  // written by the dispatcher: queue full
   counter handled{0};
   counter exceptions{0};
@@ -53,11 +56,17 @@ struct handler_stats {
   latency_histogram queue_hist;  // arrival at the connection to handler start
   counter restarts{0};         // written by the supervisor
   std::atomic<bool> up{true};  // false once the restart limit was reached
+  /// Steady-clock ns at which the running event started; 0 while idle.
+  /// Written by the handler actor, read by the health actor (stuck handlers).
+  std::atomic<std::int64_t> busy_since_ns{0};
+  /// False for a user's actor given without a factory: it cannot be restarted.
+  std::atomic<bool> restartable{true};
 };
 
 /// What the supervisor decides and health() reports.
 struct runtime_flags {
   std::atomic<bool> ready{false};          // connected, subscribed, not shutting down
+  counter abandoned_events{0};  // still buffered or queued at the shutdown drain deadline
   std::atomic<bool> shutting_down{false};
   std::atomic<bool> handler_down{false};   // a handler is past its restart limit
   counter handler_restarts{0};

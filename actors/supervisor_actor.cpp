@@ -1,8 +1,11 @@
 #include "actors/supervisor_actor.hpp"
 
 #include <chrono>
+#include <cmath>
 #include <deque>
 #include <map>
+#include <random>
+#include <set>
 
 #include <caf/all.hpp>
 
@@ -22,6 +25,8 @@ using namespace std::chrono_literals;
 using std::chrono::steady_clock;
 using shutdown_drain_atom = caf::atom_constant<caf::atom("kshdrain")>;
 using restart_now_atom = caf::atom_constant<caf::atom("krstnow")>;
+using restart_handler_atom = caf::atom_constant<caf::atom("krsthnd")>;
+using shutdown_settle_atom = caf::atom_constant<caf::atom("kshsettl")>;
 
 /// A handler the supervisor keeps alive.
 struct supervised_handler {
@@ -40,9 +45,16 @@ struct supervisor_state {
   supervisor_spec spec;
   caf::actor health, http_probe, connection, lifecycle, heartbeat, discovery, commands;
   std::map<caf::actor_addr, supervised_handler> handlers;
+  std::map<std::string, supervised_handler> restarting;  // by label, waiting out a backoff
   std::vector<plain_subscription_request> plain_subs;  // (re)made on connect
-  std::vector<restart_callback> restart_callbacks;
-  std::vector<caf::actor> restart_listeners;
+  std::vector<plain_subscription_request> discovery_subs;
+  std::vector<caf::actor> restart_listeners;  // users' actors and callback actors
+  std::vector<caf::actor> restart_callbacks;  // the callback actors (ours to stop)
+  std::minstd_rand jitter{std::random_device{}()};
+  std::vector<std::string> abandoned;  // handlers still busy at the drain deadline
+  drain_progress at_deadline;          // cnats' buffers when the drain gave up
+  std::map<caf::actor_addr, std::int64_t> busy_at_deadline;  // busy_since_ns then
+  steady_clock::time_point settle_deadline;
   std::shared_ptr<handler_stats> inbox = std::make_shared<handler_stats>();  // its bus queue
   std::shared_ptr<handler_stats> discovery_inbox = std::make_shared<handler_stats>();
   bool connected_once = false;
@@ -53,7 +65,8 @@ struct supervisor_state {
   steady_clock::time_point shutdown_deadline;
   steady_clock::time_point drain_deadline;
   caf::response_promise stop_promise;
-  std::size_t awaiting_down = 0;
+  std::set<caf::actor_addr> awaited;  // children whose exit the stop waits for
+  std::vector<std::string> stuck;     // named by the stop: busy, or not down in time
   static inline const char* name = "kryten.supervisor";
 };
 
@@ -96,13 +109,20 @@ void spawn_core(supervisor_self* self) {
     self->monitor(s.lifecycle);
     self->send(s.connection, status_atom::value, s.lifecycle);
   }
-  s.commands = spawn_command_actor(
-    self->system(),
-    command_spec{spec.identity.service, s.connection, spec.command_stats, spec.log});
+  command_spec cmd;
+  cmd.service = spec.identity.service;
+  cmd.instance_id = spec.identity.instance_id;
+  cmd.connection = s.connection;
+  cmd.health = s.health;
+  cmd.stats = spec.command_stats;
+  cmd.timeout = std::chrono::duration_cast<std::chrono::nanoseconds>(
+    std::chrono::duration<double>(spec.cfg.handler_timeout));
+  cmd.log = spec.log;
+  s.commands = spawn_command_actor(self->system(), std::move(cmd));
   self->monitor(s.commands);
 }
 
-void spawn_discovery(supervisor_self* self, std::vector<plain_subscription_request>& subs) {
+void spawn_discovery(supervisor_self* self) {
   auto& s = self->state;
   auto& spec = s.spec;
   if (!spec.cfg.service)
@@ -135,7 +155,7 @@ void spawn_discovery(supervisor_self* self, std::vector<plain_subscription_reque
     r.stats = s.discovery_inbox;
     r.capacity = 1000;
     r.label = "discovery";
-    subs.push_back({subject, "", std::move(r)});
+    s.discovery_subs.push_back({subject, "", std::move(r)});
   };
   if (spec.cfg.service->enable_discovery && s.lifecycle)
     route_to_discovery(std::string{subjects::discovery_poll});
@@ -160,7 +180,9 @@ std::vector<plain_subscription_request> service_subscriptions(supervisor_self* s
   commands.label = "commands";
   subs.push_back({subjects::command(s.spec.identity.service), "q", std::move(commands)});
   if (!s.discovery)
-    spawn_discovery(self, subs);
+    spawn_discovery(self);
+  for (auto& p : s.discovery_subs)
+    subs.push_back(p);
   for (auto& p : s.plain_subs)
     subs.push_back(p);
   return subs;
@@ -224,10 +246,14 @@ caf::result<std::string> connect(supervisor_self* self) {
         auto subs = std::make_shared<std::vector<plain_subscription_request>>(
           service_subscriptions(self));
         subscribe_all(self, subs, 0, [self, rp](std::string err) mutable {
-          if (!err.empty())
-            rp.deliver(err);
-          else
+          if (err.empty()) {
             announce(self, rp);
+            return;
+          }
+          // A failed connect() leaves nothing connected: a retry starts afresh.
+          self->request(self->state.connection, 10s, close_atom::value, "Connect failed")
+            .then([rp, err](bool) mutable { rp.deliver(err); },
+                  [rp, err](caf::error&) mutable { rp.deliver(err); });
         });
       },
       [self, rp](caf::error& e) mutable { rp.deliver(self->system().render(e)); });
@@ -236,9 +262,13 @@ caf::result<std::string> connect(supervisor_self* self) {
 
 // -- handlers -------------------------------------------------------------------
 
+/// Handlers run on threads of their own: whatever user code does there
+/// (block, spin, sleep), the runtime's actors and the other handlers go on.
 caf::actor spawn_handler(supervisor_self* self, const handler_registration& reg) {
-  auto actor = reg.target ? self->system().spawn(forwarding_actor, reg.spec, reg.target)
-                          : self->system().spawn(handler_actor, reg.spec);
+  auto& sys = self->system();
+  auto actor = reg.target || reg.spec.factory
+                 ? sys.spawn<caf::detached>(forwarding_actor, reg.spec, reg.target)
+                 : sys.spawn<caf::detached>(handler_actor, reg.spec);
   self->monitor(actor);
   return actor;
 }
@@ -262,6 +292,11 @@ void add_handler(supervisor_self* self, handler_registration& reg) {
   // The inbox outlives restarts: a restarted handler goes on with its events.
   reg.spec.inbox = std::make_shared<handler_inbox>(
     static_cast<std::size_t>(std::max<std::int64_t>(1, s.spec.cfg.handler_queue_size)));
+  reg.spec.stats->restartable = !reg.target;
+  if (reg.target)
+    s.spec.log->info("handler {} is the user's own actor, given without a factory: it cannot "
+                     "be restarted if it dies (on_actor takes a factory for that)",
+                     reg.spec.label);
   auto actor = spawn_handler(self, reg);
   if (reg.subject.empty()) {
     s.spec.registry->add(route_of(self, reg, actor));
@@ -280,8 +315,14 @@ void add_handler(supervisor_self* self, handler_registration& reg) {
   s.handlers.emplace(actor.address(), supervised_handler{std::move(reg), actor, {}});
 }
 
+const service_config& restart_settings(supervisor_state& s) {
+  if (!s.spec.cfg.service)
+    s.spec.cfg.service = service_config{};  // restart limits apply without a service section too
+  return *s.spec.cfg.service;
+}
+
 bool may_restart(supervisor_self* self, supervised_handler& h) {
-  auto& cfg = *self->state.spec.cfg.service;
+  auto& cfg = restart_settings(self->state);
   auto now = steady_clock::now();
   auto window = std::chrono::duration_cast<steady_clock::duration>(
     std::chrono::duration<double>(cfg.handler_restart_window));
@@ -293,6 +334,20 @@ bool may_restart(supervisor_self* self, supervised_handler& h) {
   return true;
 }
 
+/// Takes a handler out of service for good: no more events are routed to it.
+void retire(supervisor_self* self, supervised_handler& h, bool degraded) {
+  auto& s = self->state;
+  h.reg.spec.stats->up = false;
+  if (degraded)
+    s.spec.flags->handler_down = true;
+  s.spec.registry->remove(h.reg.spec.label);
+  s.plain_subs.erase(std::remove_if(s.plain_subs.begin(), s.plain_subs.end(),
+                                    [&](const plain_subscription_request& p) {
+                                      return p.route.label == h.reg.spec.label;
+                                    }),
+                     s.plain_subs.end());
+}
+
 void on_handler_down(supervisor_self* self, const caf::down_msg& down) {
   auto& s = self->state;
   auto i = s.handlers.find(down.source);
@@ -300,33 +355,62 @@ void on_handler_down(supervisor_self* self, const caf::down_msg& down) {
     return;
   auto h = std::move(i->second);
   s.handlers.erase(i);
-  if (s.shutting_down || !down.reason || down.reason == caf::exit_reason::user_shutdown)
+  if (s.shutting_down)
     return;
   auto& label = h.reg.spec.label;
-  auto why = self->system().render(down.reason);
-  auto& stats = *h.reg.spec.stats;
-  stats.queued.store(0, std::memory_order_relaxed);  // its mailbox died with it
-  service_config defaults;
-  if (!s.spec.cfg.service)
-    s.spec.cfg.service = defaults;  // restart limits apply without a service section too
-  if (!may_restart(self, h)) {
-    stats.up = false;
-    s.spec.flags->handler_down = true;
-    s.spec.registry->remove(label);
-    s.spec.log->error("handler {} died ({}) and reached its restart limit ({} in {} s): it "
-                      "stays down and the service is degraded",
-                      label, why, s.spec.cfg.service->handler_restart_limit,
-                      s.spec.cfg.service->handler_restart_window);
+  if (!down.reason || down.reason == caf::exit_reason::user_shutdown) {
+    retire(self, h, false);
+    s.spec.log->info("handler {} stopped; its events are no longer routed", label);
     return;
   }
-  bump(stats.restarts);
+  auto why = self->system().render(down.reason);
+  auto& cfg = restart_settings(s);
+  if (!h.reg.spec.stats->restartable) {
+    retire(self, h, true);
+    s.spec.log->error("handler {} died ({}); it is the user's own actor, given without a "
+                      "factory, so it cannot be restarted: it stays down and the service is "
+                      "degraded",
+                      label, why);
+    return;
+  }
+  if (!may_restart(self, h)) {
+    retire(self, h, true);
+    s.spec.log->error("handler {} died ({}) and reached its restart limit ({} in {} s): it "
+                      "stays down and the service is degraded",
+                      label, why, cfg.handler_restart_limit, cfg.handler_restart_window);
+    return;
+  }
+  std::uniform_real_distribution<double> jitter{1.0, 1.2};
+  auto wait = restart_backoff(cfg, h.restarts.size() - 1, jitter(s.jitter));
+  s.spec.log->warn("handler {} died ({}); restarting in {} ms (restart {} of at most {} "
+                   "within {} s)",
+                   label, why, std::chrono::duration_cast<std::chrono::milliseconds>(wait).count(),
+                   h.restarts.size(), cfg.handler_restart_limit, cfg.handler_restart_window);
+  self->delayed_send(self, wait, restart_handler_atom::value, label);
+  s.restarting.emplace(label, std::move(h));
+}
+
+/// A backoff is over: the handler starts afresh, with the events that waited.
+void restart_handler(supervisor_self* self, const std::string& label) {
+  auto& s = self->state;
+  auto i = s.restarting.find(label);
+  if (i == s.restarting.end())
+    return;
+  auto h = std::move(i->second);
+  s.restarting.erase(i);
+  if (s.shutting_down)
+    return;
+  bump(h.reg.spec.stats->restarts);
   bump(s.spec.flags->handler_restarts);
   h.actor = spawn_handler(self, h.reg);
   s.spec.registry->replace(label, h.actor);
+  for (auto& p : s.plain_subs)
+    if (p.route.label == label)
+      p.route.actor = h.actor;  // a resubscription after a failed connect goes to it
   // A delivery thread that read the old route just before the replace may
   // have woken the dead actor: look at the inbox once more, later.
   self->delayed_send(h.actor, 250ms, drain_atom::value);
-  s.spec.log->warn("handler {} died ({}); restarted", label, why);
+  s.spec.log->info("handler {} restarted", label);
   s.handlers.emplace(h.actor.address(), std::move(h));
 }
 
@@ -340,6 +424,9 @@ void on_restart_notice(supervisor_self* self, const bus_message& msg) {
     s.spec.log->error("ignoring group restart notice: {}", error);
     return;
   }
+  if (!notice->clamped_from.empty())
+    s.spec.log->warn("group restart notice asks for a delay of {} s: clamped to {} s",
+                     notice->clamped_from, notice->delay_seconds);
   s.spec.log->warn("group restart requested by {}: {} (delay {} s)", notice->initiator,
                    notice->reason, notice->delay_seconds);
   auto body = notice->json();
@@ -352,15 +439,6 @@ void on_restart_notice(supervisor_self* self, const bus_message& msg) {
   fill("reason", notice->reason);
   fill("delay_seconds", notice->delay_seconds);
   notice->body = body.dump();
-  for (auto& cb : s.restart_callbacks) {
-    try {
-      cb(body);
-    } catch (const std::exception& e) {
-      s.spec.log->error("group restart callback threw: {}", e.what());
-    } catch (...) {
-      s.spec.log->error("group restart callback threw a non-standard exception");
-    }
-  }
   for (auto& listener : s.restart_listeners)
     self->send(listener, *notice);
   if (s.spec.cfg.service && s.spec.cfg.service->restart_on_notice) {
@@ -381,9 +459,19 @@ std::vector<std::string> busy_handlers(supervisor_self* self) {
   return busy;
 }
 
+std::string joined(const std::vector<std::string>& names) {
+  std::string out;
+  for (auto& n : names)
+    out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
 void finish_shutdown(supervisor_self* self) {
   auto& s = self->state;
   s.shut_down = true;
+  s.spec.log->info("shutdown: 5/5 NATS closed");
+  if (s.spec.on_shut_down)
+    s.spec.on_shut_down();
   for (auto& rp : s.shutdown_waiters)
     rp.deliver(true);
   s.shutdown_waiters.clear();
@@ -413,29 +501,108 @@ void publish_shutdown(supervisor_self* self) {
     close_connection(self);
     return;
   }
+  s.spec.log->info("shutdown: 4/5 publishing the shutdown event");
   self->request(s.lifecycle, remaining(self, 2s), shutdown_atom::value, s.shutdown_reason)
     .then([self](bool) { close_connection(self); },
           [self](caf::error&) { close_connection(self); });
 }
 
-void drain(supervisor_self* self) {
+/// Events a handler was given and has not handled (nor dropped): queued or
+/// running, less those of its running batch already done.
+std::int64_t unhandled(const handler_stats& st) {
+  return std::max<std::int64_t>(0, st.queued.load(std::memory_order_relaxed)
+                                     - st.done_in_batch.load(std::memory_order_relaxed));
+}
+
+/// What happened to the events received: for each handler, every event it
+/// was given is handled, dropped (counted when it happened) or abandoned at
+/// the drain deadline; what cnats still held then is abandoned before any
+/// handler saw it.
+void log_event_accounting(supervisor_self* self, std::int64_t still_buffered) {
+  auto& s = self->state;
+  std::uint64_t received = 0;
+  for (auto& st : s.spec.channel_stats)
+    received += read(st->received);
+  s.spec.log->info("shutdown: events received {}, abandoned in the NATS client's buffers {}",
+                   received, still_buffered);
+  for (auto& [addr, h] : s.handlers) {
+    auto& st = *h.reg.spec.stats;
+    s.spec.log->info("shutdown: handler {}: handled {}, dropped {}, abandoned {}",
+                     h.reg.spec.label, read(st.handled), read(st.dropped), unhandled(st));
+  }
+}
+
+/// The drain deadline passed: the handlers take no more events; once each
+/// has finished the event it was running (or is stuck in it), what is left
+/// is counted as abandoned.
+void abandon(supervisor_self* self, const drain_progress& progress) {
+  auto& s = self->state;
+  s.at_deadline = progress;
+  s.busy_at_deadline.clear();
+  for (auto& [addr, h] : s.handlers) {
+    if (h.reg.spec.inbox)
+      h.reg.spec.inbox->close();
+    s.busy_at_deadline[addr] = h.reg.spec.stats->busy_since_ns.load(std::memory_order_relaxed);
+  }
+  s.settle_deadline = steady_clock::now() + 250ms;
+  self->send(self, shutdown_settle_atom::value);
+}
+
+/// Settled: every handler is idle, or still in the event it ran at the deadline.
+bool handlers_settled(supervisor_self* self) {
+  for (auto& [addr, h] : self->state.handlers) {
+    auto since = h.reg.spec.stats->busy_since_ns.load(std::memory_order_relaxed);
+    auto i = self->state.busy_at_deadline.find(addr);
+    if (since != 0 && (i == self->state.busy_at_deadline.end() || i->second != since))
+      return false;
+  }
+  return true;
+}
+
+void settle(supervisor_self* self) {
+  auto& s = self->state;
+  if (!handlers_settled(self) && steady_clock::now() < s.settle_deadline) {
+    self->delayed_send(self, std::chrono::milliseconds(5), shutdown_settle_atom::value);
+    return;
+  }
+  std::int64_t queued = 0;
+  for (auto& [addr, h] : s.handlers)
+    queued += unhandled(*h.reg.spec.stats);
+  auto pending = std::max<std::int64_t>(0, s.at_deadline.pending);
+  bump(s.spec.flags->abandoned_events, static_cast<std::uint64_t>(pending + queued));
+  s.abandoned = busy_handlers(self);
+  s.spec.log->error("shutdown: drain deadline reached; abandoning {} event(s) ({} still in the "
+                    "NATS client's buffers, {} queued or running in handlers){}",
+                    pending + queued, pending, queued,
+                    s.abandoned.empty() ? std::string{}
+                                        : "; handler(s) " + joined(s.abandoned)
+                                            + " still busy, going on without them");
+  log_event_accounting(self, pending);
+  publish_shutdown(self);
+}
+
+void drain_step(supervisor_self* self, const drain_progress& progress) {
   auto& s = self->state;
   auto busy = busy_handlers(self);
-  if (busy.empty()) {
+  if (progress.complete && busy.empty()) {
+    s.spec.log->info("shutdown: 3/5 every buffered event handled");
+    log_event_accounting(self, 0);
     publish_shutdown(self);
     return;
   }
   if (steady_clock::now() >= s.drain_deadline) {
-    std::string names;
-    for (auto& b : busy)
-      names += (names.empty() ? "" : ", ") + b;
-    s.spec.log->error("shutdown: handler(s) {} still busy at the drain deadline; going on "
-                      "without them",
-                      names);
-    publish_shutdown(self);
+    abandon(self, progress);
     return;
   }
   self->delayed_send(self, std::chrono::milliseconds(5), shutdown_drain_atom::value);
+}
+
+/// One look at how far the drain is: cnats' buffers, then the handlers.
+void drain(supervisor_self* self) {
+  auto& s = self->state;
+  self->request(s.connection, remaining(self, 1s), drain_atom::value)
+    .then([self](drain_progress& p) { drain_step(self, p); },
+          [self](caf::error&) { drain_step(self, drain_progress{}); });
 }
 
 caf::result<bool> shutdown(supervisor_self* self, const std::string& reason) {
@@ -460,7 +627,9 @@ caf::result<bool> shutdown(supervisor_self* self, const std::string& reason) {
   auto reserve = std::min(std::chrono::duration<double>(total / 2), std::chrono::duration<double>(2.0));
   s.drain_deadline = s.shutdown_deadline
                      - std::chrono::duration_cast<steady_clock::duration>(reserve);
-  s.spec.log->info("shutting down: {}", reason);
+  s.spec.log->info("shutting down: {} (within {} s)", reason, total);
+  s.spec.log->info("shutdown: 1/5 not ready any more");
+  s.spec.log->info("shutdown: 2/5 draining: no new events, buffered ones are handled");
   self->request(s.connection, remaining(self, 2s), unsubscribe_atom::value)
     .then([self](bool) { drain(self); }, [self](caf::error&) { drain(self); });
   return rp;
@@ -471,24 +640,40 @@ std::vector<caf::actor> children(supervisor_self* self) {
   std::vector<caf::actor> out;
   for (auto& [addr, h] : s.handlers)
     out.push_back(h.actor);
+  for (auto& a : s.restart_callbacks)
+    out.push_back(a);
   for (auto* a : {&s.heartbeat, &s.discovery, &s.lifecycle, &s.commands, &s.connection})
     if (*a)
       out.push_back(*a);
   return out;
 }
 
+/// Stops every child. A handler still busy (one abandoned at the drain
+/// deadline) is named at once and not waited for: it may never return.
 caf::result<std::vector<std::string>> stop_children(supervisor_self* self) {
   auto& s = self->state;
   s.shutting_down = true;
-  auto all = children(self);
-  s.awaiting_down = all.size();
+  s.restarting.clear();
+  s.stuck.clear();
+  s.awaited.clear();
+  for (auto& [addr, h] : s.handlers)
+    if (h.reg.spec.stats->queued.load(std::memory_order_relaxed) > 0)
+      s.stuck.push_back(h.reg.spec.label);
+  if (s.spec.command_stats->queued.load(std::memory_order_relaxed) > 0)
+    s.stuck.push_back("commands");  // a user's command handler that has not returned
   s.stop_promise = self->make_response_promise();
-  for (auto& a : all)
+  for (auto& a : children(self)) {
+    auto i = s.handlers.find(a.address());
+    bool busy = i != s.handlers.end()
+                && i->second.reg.spec.stats->queued.load(std::memory_order_relaxed) > 0;
+    if (!busy)
+      s.awaited.insert(a.address());
     self->send_exit(a, caf::exit_reason::user_shutdown);
-  if (all.empty())
-    s.stop_promise.deliver(std::vector<std::string>{});
+  }
+  if (s.awaited.empty())
+    s.stop_promise.deliver(s.stuck);
   else
-    self->delayed_send(self, 3s, stop_atom::value, true);
+    self->delayed_send(self, 2s, stop_atom::value, true);
   return s.stop_promise;
 }
 
@@ -504,11 +689,11 @@ bool forget_core(supervisor_state& s, const caf::actor_addr& who) {
 
 void on_child_down(supervisor_self* self, const caf::down_msg& down) {
   auto& s = self->state;
-  if (s.awaiting_down > 0) {
+  if (s.awaited.erase(down.source) > 0) {
     s.handlers.erase(down.source);
     forget_core(s, down.source);
-    if (--s.awaiting_down == 0)
-      s.stop_promise.deliver(std::vector<std::string>{});
+    if (s.awaited.empty())
+      s.stop_promise.deliver(s.stuck);
     return;
   }
   if (s.handlers.count(down.source)) {
@@ -545,7 +730,10 @@ caf::behavior supervisor(supervisor_self* self, supervisor_spec spec) {
       return true;
     },
     [self](restart_atom, restart_callback& cb) {
-      self->state.restart_callbacks.push_back(std::move(cb));
+      auto& s = self->state;
+      auto actor = spawn_restart_callback_actor(self->system(), std::move(cb), s.spec.log);
+      s.restart_callbacks.push_back(actor);
+      s.restart_listeners.push_back(std::move(actor));
     },
     [self](restart_atom, caf::actor& listener) {
       self->state.restart_listeners.push_back(std::move(listener));
@@ -562,28 +750,37 @@ caf::behavior supervisor(supervisor_self* self, supervisor_spec spec) {
       self->state.spec.request_stop(reason, restart_exit_code);
     },
     [self](shutdown_drain_atom) { drain(self); },
+    [self](shutdown_settle_atom) { settle(self); },
     [self](shutdown_atom, const std::string& reason) { return shutdown(self, reason); },
     [self](stop_atom) { return stop_children(self); },
     [self](stop_atom, bool) {
       // the stop deadline: name whoever is still running
       auto& s = self->state;
-      if (s.awaiting_down == 0)
+      if (s.awaited.empty())
         return;
-      std::vector<std::string> stuck;
-      for (auto& [addr, h] : s.handlers)
-        stuck.push_back(h.reg.spec.label);
-      if (stuck.empty())
-        stuck.push_back("runtime actor");
-      s.awaiting_down = 0;
-      s.stop_promise.deliver(stuck);
+      for (auto& addr : s.awaited) {
+        auto i = s.handlers.find(addr);
+        s.stuck.push_back(i != s.handlers.end() ? i->second.reg.spec.label : "runtime actor");
+      }
+      s.awaited.clear();
+      s.stop_promise.deliver(s.stuck);
     },
+    [self](restart_handler_atom, const std::string& label) { restart_handler(self, label); },
   };
 }
 
 }  // namespace
 
 caf::actor spawn_supervisor(caf::actor_system& sys, supervisor_spec spec) {
-  return sys.spawn(supervisor, std::move(spec));
+  return sys.spawn<caf::detached>(supervisor, std::move(spec));
+}
+
+caf::timespan restart_backoff(const service_config& cfg, std::size_t n, double jitter) {
+  // Capped before the power: 2^n overflows nothing below the cap.
+  auto exponent = std::min<std::size_t>(n, 30);
+  auto wait = std::min(cfg.handler_restart_backoff_min * std::ldexp(1.0, static_cast<int>(exponent)),
+                       cfg.handler_restart_backoff_max);
+  return std::chrono::duration_cast<caf::timespan>(std::chrono::duration<double>(wait * jitter));
 }
 
 }  // namespace kryten::detail

@@ -8,7 +8,8 @@
 //   (http_probe_atom)                   -> std::string error ("" = listening or no ports)
 //   (connect_atom)                      -> std::string error ("" = up, startup published)
 //   (add_atom, handler_registration)       spawns, monitors and routes a handler
-//   (restart_atom, restart_callback)       adds a group restart callback
+//   (restart_atom, restart_callback)       adds a group restart callback (an actor
+//                                          of its own runs it)
 //   (restart_atom, caf::actor)             the actor gets every restart_notice
 //   (metadata_atom, key, json text)        lifecycle metadata
 //   (shutdown_atom, reason)             -> bool; idempotent, later callers wait too
@@ -31,6 +32,7 @@
 #include "actors/handler_registry.hpp"
 #include "actors/health_actor.hpp"
 #include "actors/http_probe_actor.hpp"
+#include "actors/restart_callback_actor.hpp"
 #include "actors/runtime_stats.hpp"
 #include "kryten/config.hpp"
 #include "kryten/lifecycle.hpp"
@@ -46,12 +48,10 @@ constexpr int restart_exit_code = 75;
 struct handler_registration {
   std::string event_name;  // lowercased, "*" = every event
   handler_filter filter;
-  handler_spec spec;
-  caf::actor target;   // a user's actor: events are forwarded to it
+  handler_spec spec;   // spec.factory: a user's actor, made (and remade) by the runtime
+  caf::actor target;   // a user's ready-made actor: events are forwarded to it; no restarts
   std::string subject; // non-empty: a plain subscription instead of an event route
 };
-
-using restart_callback = std::function<void(const nlohmann::json&)>;
 
 struct supervisor_spec {
   kryten_config cfg;
@@ -67,11 +67,16 @@ struct supervisor_spec {
   std::function<void(const connection_status&)> on_status;
   /// Asks the client to stop run() with a reason and exit code.
   std::function<void(const std::string&, int)> request_stop;
+  /// The graceful shutdown is over (shutdown published, NATS closed).
+  std::function<void()> on_shut_down;
 };
+
+/// The wait before restart number `n` (0-based) within the restart window:
+/// min * 2^n, at most max, times `jitter` (1.0 to 1.2).
+caf::timespan restart_backoff(const service_config& cfg, std::size_t n, double jitter);
 
 caf::actor spawn_supervisor(caf::actor_system& sys, supervisor_spec spec);
 
 }  // namespace kryten::detail
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kryten::detail::handler_registration)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kryten::detail::restart_callback)

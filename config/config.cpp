@@ -39,7 +39,7 @@ constexpr std::string_view service_keys[] = {
     "name", "version", "enable_lifecycle", "enable_heartbeat", "heartbeat_interval",
     "enable_discovery", "health_host", "health_port", "health_path", "metrics_port",
     "metrics_path", "restart_on_notice", "shutdown_timeout", "handler_restart_limit",
-    "handler_restart_window"};
+    "handler_restart_window", "handler_restart_backoff_min", "handler_restart_backoff_max"};
 constexpr std::string_view metrics_keys[] = {"port", "health_path", "metrics_path"};
 constexpr std::string_view log_levels[] = {"DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL"};
 
@@ -341,6 +341,14 @@ service_config parse_service(const json& section, std::vector<std::string>& warn
   });
   optional_key(o, p, "handler_restart_window", [&](const auto& v, const auto& f) {
     s.handler_restart_window = read_positive(v, f);
+  });
+  optional_key(o, p, "handler_restart_backoff_min", [&](const auto& v, const auto& f) {
+    s.handler_restart_backoff_min = read_positive(v, f);
+  });
+  optional_key(o, p, "handler_restart_backoff_max", [&](const auto& v, const auto& f) {
+    s.handler_restart_backoff_max = read_positive(v, f);
+    if (s.handler_restart_backoff_max < s.handler_restart_backoff_min)
+      fail(f, "must be at least service.handler_restart_backoff_min", shown(v));
   });
   parse_service_switches(o, s);
   parse_service_http(o, s);

@@ -66,9 +66,12 @@ std::optional<restart_notice> parse_restart_notice(std::string_view body, std::s
                           error);
   if (!ok)
     return std::nullopt;
-  if (n.delay_seconds < 0) {
-    error = "delay_seconds is negative";
-    return std::nullopt;
+  // Untrusted: clamped, so that a huge value cannot overflow a timer.
+  if (!(n.delay_seconds >= 0) || n.delay_seconds > max_restart_delay_seconds) {
+    auto clamped = n.delay_seconds > max_restart_delay_seconds ? max_restart_delay_seconds : 0.0;
+    n.clamped_from = j.at("delay_seconds").dump();
+    n.delay_seconds = clamped;
+    j["delay_seconds"] = clamped;
   }
   n.body = j.dump();
   return n;

@@ -69,6 +69,58 @@ nlohmann::json endpoints_of(const kryten_config& cfg) {
   return endpoints;
 }
 
+/// What the runtime's actors tell the client's own threads (run(), connect(),
+/// is_connected()): the one object the client shares with them. Actors hold
+/// it by shared_ptr, so a late callback after the client is gone touches
+/// nothing freed.
+struct run_control {
+  std::mutex mx;
+  std::condition_variable cv;
+  connection_state state = connection_state::connecting;
+  bool connected_once = false;  // connect() succeeded
+  bool disconnected = false;    // disconnect() began
+  bool stop_requested = false;
+  bool shut_down = false;       // the supervisor finished the graceful shutdown
+  std::string stop_reason;
+  int exit_code = 0;
+
+  void mark_shut_down() {
+    std::lock_guard<std::mutex> guard{mx};
+    shut_down = true;
+    cv.notify_all();
+  }
+
+  /// Waits (bounded) for a shutdown that began, wherever it began.
+  void await_shut_down(double seconds) {
+    std::unique_lock<std::mutex> guard{mx};
+    cv.wait_for(guard, std::chrono::duration<double>(seconds),
+                [&] { return shut_down || !disconnected; });
+  }
+
+  void on_status(const connection_status& st) {
+    std::lock_guard<std::mutex> guard{mx};
+    state = st.state;
+    if (st.state == connection_state::closed && connected_once && !disconnected
+        && !stop_requested) {
+      // cnats gave up reconnecting: run() returns 1.
+      stop_requested = true;
+      stop_reason = "NATS connection lost";
+      exit_code = 1;
+    }
+    cv.notify_all();
+  }
+
+  void request_stop(const std::string& reason, int code) {
+    std::lock_guard<std::mutex> guard{mx};
+    if (!stop_requested) {
+      stop_requested = true;
+      stop_reason = reason;
+      exit_code = code;
+    }
+    cv.notify_all();
+  }
+};
+
 }  // namespace
 
 struct client::impl {
@@ -94,17 +146,13 @@ struct client::impl {
   caf::actor commands;
   caf::actor aggregator;  // the health actor
 
+  std::shared_ptr<run_control> control = std::make_shared<run_control>();
+
   // Guards what user threads register and read outside the event path.
   mutable std::mutex mx;
-  std::condition_variable cv;
   std::size_t handlers_added = 0;  // numbers the labels; the health actor keeps the list
   std::mt19937_64 rng{std::random_device{}()};
-  connection_state state = connection_state::connecting;
-  bool lost_for_good = false;
-  bool stop_requested = false;
-  std::string stop_reason;
-  int exit_code = 0;
-  bool disconnected = false;
+  bool connecting = false;  // a connect() is under way
   bool actors_stopped = false;
   std::vector<std::string> stuck;  // actors that did not stop
   std::shared_ptr<prometheus::Registry> custom_metrics = std::make_shared<prometheus::Registry>();
@@ -126,9 +174,11 @@ struct client::impl {
 
   std::string uuid4();
   void start_actors();
-  void on_status(const connection_status& st);
-  void request_stop(const std::string& reason, int code);
   std::string next_label(std::string_view base);
+  /// The most a graceful shutdown can take, with a margin.
+  double shutdown_budget() const {
+    return (cfg.service ? cfg.service->shutdown_timeout : 10.0) + 5.0;
+  }
   detail::handler_spec make_spec(std::string label);
   void add(detail::handler_registration reg);
   void stop_actors();
@@ -160,31 +210,6 @@ std::string client::impl::uuid4() {
   return buf;
 }
 
-void client::impl::on_status(const connection_status& st) {
-  std::lock_guard<std::mutex> guard{mx};
-  state = st.state;
-  if (st.state == connection_state::closed && !disconnected) {
-    // cnats gave up reconnecting: run() returns 1.
-    lost_for_good = true;
-    if (!stop_requested) {
-      stop_requested = true;
-      stop_reason = "NATS connection lost";
-      exit_code = 1;
-    }
-  }
-  cv.notify_all();
-}
-
-void client::impl::request_stop(const std::string& reason, int code) {
-  std::lock_guard<std::mutex> guard{mx};
-  if (!stop_requested) {
-    stop_requested = true;
-    stop_reason = reason;
-    exit_code = code;
-  }
-  cv.notify_all();
-}
-
 void client::impl::start_actors() {
   detail::supervisor_spec spec;
   spec.cfg = cfg;
@@ -204,8 +229,13 @@ void client::impl::start_actors() {
   spec.health.conn_stats = conn_stats;
   spec.health.flags = flags;
   spec.health.custom_metrics = custom_metrics;
-  spec.on_status = [this](const connection_status& st) { on_status(st); };
-  spec.request_stop = [this](const std::string& reason, int code) { request_stop(reason, code); };
+  spec.health.handler_timeout = std::chrono::duration_cast<std::chrono::nanoseconds>(
+    std::chrono::duration<double>(cfg.handler_timeout));
+  spec.on_status = [control = control](const connection_status& st) { control->on_status(st); };
+  spec.request_stop = [control = control](const std::string& reason, int code) {
+    control->request_stop(reason, code);
+  };
+  spec.on_shut_down = [control = control] { control->mark_shut_down(); };
   supervisor = detail::spawn_supervisor(*sys, std::move(spec));
   caf::scoped_actor self{*sys};
   self->request(supervisor, 10s, get_atom::value)
@@ -220,7 +250,7 @@ void client::impl::start_actors() {
 
 std::string client::impl::next_label(std::string_view base) {
   std::lock_guard<std::mutex> guard{mx};
-  return std::string{base} + "#" + std::to_string(handlers_added + 1);
+  return std::string{base} + "#" + std::to_string(++handlers_added);
 }
 
 detail::handler_spec client::impl::make_spec(std::string label) {
@@ -234,10 +264,6 @@ detail::handler_spec client::impl::make_spec(std::string label) {
 }
 
 void client::impl::add(detail::handler_registration reg) {
-  {
-    std::lock_guard<std::mutex> guard{mx};
-    ++handlers_added;
-  }
   caf::anon_send(aggregator, add_atom::value, reg.spec.label, reg.spec.stats);
   // A request, so that the route exists when on() returns.
   caf::scoped_actor self{*sys};
@@ -257,16 +283,15 @@ void client::impl::stop_actors() {
   self->request(supervisor, 10s, stop_atom::value)
     .receive([&](std::vector<std::string>& names) { stuck = std::move(names); },
              [&](caf::error& e) { stuck.push_back("supervisor: " + sys->render(e)); });
-  if (stuck.empty()) {
-    self->monitor(supervisor);
-    self->send_exit(supervisor, caf::exit_reason::user_shutdown);
-    self->receive([](caf::down_msg&) {}, caf::after(5s) >> [&] { stuck.push_back("supervisor"); });
-  }
+  // The supervisor goes whatever its children did (health and probe with it).
+  self->monitor(supervisor);
+  self->send_exit(supervisor, caf::exit_reason::user_shutdown);
+  self->receive([](caf::down_msg&) {}, caf::after(5s) >> [&] { stuck.push_back("supervisor"); });
   if (!stuck.empty()) {
     std::string names;
     for (auto& n : stuck)
       names += (names.empty() ? "" : ", ") + n;
-    log->error("not stopped within the deadline: {}", names);
+    log->error("not stopped (still running user code): {}", names);
   }
   // A detached actor's thread ends only once nothing references the actor,
   // and the actor system waits for that thread.
@@ -284,7 +309,6 @@ client::client(kryten_config config, std::shared_ptr<spdlog::logger> logger)
   impl_->own_sys = std::make_unique<caf::actor_system>(*impl_->own_cfg);
   impl_->sys = impl_->own_sys.get();
   impl_->start_actors();
-  add_builtin_commands();
 }
 
 client::client(caf::actor_system& system, kryten_config config,
@@ -293,35 +317,47 @@ client::client(caf::actor_system& system, kryten_config config,
   impl_->sys = &system;
   impl_->embedded = true;
   impl_->start_actors();
-  add_builtin_commands();
 }
 
 client::~client() {
   disconnect("Client destroyed");
+  impl_->control->await_shut_down(impl_->shutdown_budget());
   impl_->stop_actors();
   impl_->registry.reset();
-  if (!impl_->stuck.empty() && impl_->own_sys) {
-    // A handler that never returns keeps its scheduler thread; destroying the
-    // actor system would wait for it forever. Leave the system to the OS.
-    impl_->log->error("leaving the actor system behind: a handler is stuck");
-    (void) impl_->own_sys.release();
+  if (!impl_->stuck.empty()) {
+    // A handler that never returns keeps its thread; destroying the actor
+    // system would wait for it forever. Leave the system to the OS. (An
+    // embedded client's caller owns the system: its destructor will wait.)
+    impl_->log->error("leaving the actor system behind: user code is stuck in {}",
+                      impl_->stuck.front());
+    if (impl_->own_sys)
+      (void) impl_->own_sys.release();
   }
   impl_->own_sys.reset();  // waits for every actor of its own
 }
 
-void client::add_builtin_commands() {
-  if (!impl_->cfg.service)
-    return;
-  on_command("ping", [this](const command_request&) {
-    return nlohmann::json{{"pong", true},
-                          {"service", impl_->identity.service},
-                          {"instance_id", impl_->identity.instance_id}};
-  });
-  on_command("health", [this](const command_request&) { return health().to_json(); });
-}
-
 void client::connect() {
   auto& s = *impl_;
+  {
+    std::lock_guard<std::mutex> guard{s.control->mx};
+    if (s.control->disconnected)
+      throw usage_error("connect() after disconnect(): a client is single-use; make a new one");
+    if (s.control->connected_once)
+      throw usage_error("connect(): already connected");
+  }
+  {
+    std::lock_guard<std::mutex> guard{s.mx};
+    if (s.connecting)
+      throw usage_error("connect(): another connect() is under way");
+    s.connecting = true;
+  }
+  struct done_connecting {
+    impl& s;
+    ~done_connecting() {
+      std::lock_guard<std::mutex> guard{s.mx};
+      s.connecting = false;
+    }
+  } guard_connecting{s};
   // The HTTP probe listens before NATS is up: /readyz says 503 while connecting.
   std::string probe_err = "no answer from the supervisor";
   {
@@ -343,33 +379,36 @@ void client::connect() {
                [&](caf::error& e) { err = s.sys->render(e); });
   }
   if (!err.empty()) {
+    // Nothing stays connected (the supervisor closed what it opened): a
+    // later connect() starts afresh.
     s.log->error("{}", err);
     throw connect_error(err);
   }
   caf::anon_send(s.aggregator, connect_atom::value);
-  std::lock_guard<std::mutex> guard{s.mx};
-  s.disconnected = false;
+  std::lock_guard<std::mutex> guard{s.control->mx};
+  s.control->connected_once = true;
 }
 
 int client::run() {
   auto& s = *impl_;
   std::unique_ptr<detail::signal_watcher> signals;
   if (!s.embedded)
-    signals = std::make_unique<detail::signal_watcher>([this](int sig) {
-      impl_->log->info("received {}; shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-      stop(sig == SIGTERM ? "Received SIGTERM" : "Received SIGINT");
+    signals = std::make_unique<detail::signal_watcher>([control = s.control, log = s.log](int sig) {
+      log->info("received {}; shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      control->request_stop(sig == SIGTERM ? "Received SIGTERM" : "Received SIGINT", 0);
     });
   // After the signal handlers are in: from here on SIGINT/SIGTERM stop cleanly.
   s.log->info("running until stopped{}", s.embedded ? "" : " (SIGINT/SIGTERM)");
   std::string reason;
   int code = 0;
   {
-    std::unique_lock<std::mutex> guard{s.mx};
-    s.cv.wait(guard, [&] { return s.stop_requested || s.disconnected; });
-    reason = s.stop_reason;
-    code = s.exit_code;
+    std::unique_lock<std::mutex> guard{s.control->mx};
+    s.control->cv.wait(guard, [&] { return s.control->stop_requested || s.control->disconnected; });
+    reason = s.control->stop_reason;
+    code = s.control->exit_code;
   }
   disconnect(reason.empty() ? "Normal shutdown" : reason);
+  s.control->await_shut_down(s.shutdown_budget());  // one a handler began, too
   if (!s.embedded) {
     s.stop_actors();
     if (!s.stuck.empty()) {
@@ -384,30 +423,35 @@ int client::run() {
 }
 
 void client::stop(std::string reason) {
-  impl_->request_stop(reason, 0);
+  impl_->control->request_stop(reason, 0);
 }
 
 void client::disconnect(std::string reason) {
   auto& s = *impl_;
   {
-    std::lock_guard<std::mutex> guard{s.mx};
-    if (s.disconnected || s.actors_stopped)
+    std::lock_guard<std::mutex> guard{s.control->mx};
+    if (s.control->disconnected || s.actors_stopped)
       return;
-    s.disconnected = true;
+    s.control->disconnected = true;
+    s.control->cv.notify_all();
   }
   caf::anon_send(s.aggregator, close_atom::value);
-  auto total = s.cfg.service ? s.cfg.service->shutdown_timeout : 10.0;
+  if (detail::inside_handler()) {
+    // From a handler: the drain waits for this very handler, so do not wait
+    // for the drain. The shutdown goes on once the handler returns.
+    s.log->info("disconnect() from a handler: shutting down once it returns");
+    caf::anon_send(s.supervisor, shutdown_atom::value, reason);
+    return;
+  }
   caf::scoped_actor self{*s.sys};
-  self->request(s.supervisor, seconds(total + 5.0), shutdown_atom::value, reason)
+  self->request(s.supervisor, seconds(s.shutdown_budget()), shutdown_atom::value, reason)
     .receive([](bool) {},
              [&](caf::error& e) { s.log->error("shutdown: {}", s.sys->render(e)); });
-  std::lock_guard<std::mutex> guard{s.mx};
-  s.cv.notify_all();
 }
 
 bool client::is_connected() const {
-  std::lock_guard<std::mutex> guard{impl_->mx};
-  return impl_->state == connection_state::connected && !impl_->disconnected;
+  std::lock_guard<std::mutex> guard{impl_->control->mx};
+  return impl_->control->state == connection_state::connected && !impl_->control->disconnected;
 }
 
 void client::on_callbacks(std::string_view event_name, event_callbacks callbacks,
@@ -428,6 +472,20 @@ void client::on_actor(std::string_view event_name, caf::actor handler, handler_f
   reg.filter = std::move(filter);
   reg.spec = s.make_spec(s.next_label(reg.event_name) + "(actor)");
   reg.target = std::move(handler);
+  s.add(std::move(reg));
+}
+
+void client::on_actor(std::string_view event_name,
+                      std::function<caf::actor(caf::actor_system&)> factory,
+                      handler_filter filter) {
+  if (!factory)
+    throw usage_error("on_actor(): an empty factory");
+  auto& s = *impl_;
+  detail::handler_registration reg;
+  reg.event_name = to_lower(event_name);
+  reg.filter = std::move(filter);
+  reg.spec = s.make_spec(s.next_label(reg.event_name) + "(actor)");
+  reg.spec.factory = std::move(factory);
   s.add(std::move(reg));
 }
 
@@ -543,57 +601,6 @@ std::shared_ptr<spdlog::logger> client::logger() const {
 
 caf::actor_system& client::system() {
   return *impl_->sys;
-}
-
-nlohmann::json health_status::to_json() const {
-  auto summary = [](const latency_summary& l) {
-    return nlohmann::json{{"count", l.count},     {"mean_ms", l.mean_ms}, {"p50_ms", l.p50_ms},
-                          {"p90_ms", l.p90_ms},   {"p99_ms", l.p99_ms},   {"p999_ms", l.p999_ms},
-                          {"max_ms", l.max_ms}};
-  };
-  auto handlers_json = nlohmann::json::array();
-  for (auto& hh : handlers)
-    handlers_json.push_back({{"label", hh.label},
-                             {"up", hh.up},
-                             {"handled", hh.handled},
-                             {"exceptions", hh.exceptions},
-                             {"timeouts", hh.timeouts},
-                             {"dropped", hh.dropped},
-                             {"restarts", hh.restarts},
-                             {"queued", hh.queued},
-                             {"run", summary(hh.run)},
-                             {"queue", summary(hh.queue)}});
-  nlohmann::json j{{"service", service},
-                   {"connected", connected},
-                   {"state", state},
-                   {"uptime_seconds", uptime_seconds},
-                   {"channels", channels},
-                   {"events_received", events_received},
-                   {"commands_sent", commands_sent},
-                   {"errors", errors},
-                   {"avg_event_latency_ms", avg_event_latency_ms},
-                   {"last_event_time", last_event_time ? nlohmann::json(*last_event_time) : nullptr},
-                   {"handlers_registered", handlers_registered},
-                   {"decode_errors", decode_errors},
-                   {"handler_exceptions", handler_exceptions},
-                   {"handler_timeouts", handler_timeouts},
-                   {"dropped_events", dropped_events},
-                   {"nats_errors", nats_errors},
-                   {"publish_errors", publish_errors},
-                   {"reconnects", reconnects},
-                   {"events_handled", events_handled},
-                   {"handler_restarts", handler_restarts},
-                   {"events_by_channel", events_by_channel},
-                   {"handler_latency", summary(handler_latency)},
-                   {"queue_delay", summary(queue_delay)},
-                   {"handlers", handlers_json},
-                   {"ready", ready},
-                   {"shutting_down", shutting_down},
-                   {"degraded", degraded}};
-  if (details.is_object())
-    for (auto& [k, v] : details.items())
-      j[k] = v;
-  return j;
 }
 
 }  // namespace kryten

@@ -174,6 +174,7 @@ TEST_CASE("render_metrics writes the base and runtime series", "[metrics]") {
         1);
   CHECK(sample(text, p + "_handler_up{handler=\"chatmsg#1\"}") == 1);
   CHECK(sample(text, p + "_handler_queued{handler=\"chatmsg#1\"}") == 4);
+  CHECK(sample(text, p + "_handler_stuck{handler=\"chatmsg#1\"}") == 0);
   // Label values are escaped.
   CHECK(sample(text, p + "_handler_up{handler=\"user \\\"quoted\\\"\\\\#2\"}") == 0);
 
@@ -221,7 +222,7 @@ TEST_CASE("render_metrics writes the base and runtime series", "[metrics]") {
     CHECK(rest.empty());
     ++types;
   }
-  CHECK(types == 16);
+  CHECK(types == 17);
 }
 
 TEST_CASE("service_status is 0 when disconnected or degraded", "[metrics]") {

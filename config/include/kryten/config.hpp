@@ -64,6 +64,10 @@ struct service_config {
   // within the window; past that it stays down and the service is degraded.
   int handler_restart_limit = 5;        // 0..1000
   double handler_restart_window = 10.0; // seconds, > 0
+  // (ours) the wait before a restart: min * 2^(restarts in the window),
+  // at most max, plus up to 20 % jitter.
+  double handler_restart_backoff_min = 0.1;  // seconds, > 0
+  double handler_restart_backoff_max = 5.0;  // seconds, >= backoff_min
 };
 
 struct metrics_config {

@@ -26,13 +26,17 @@ nlohmann::json lifecycle_payload(const service_identity& id,
                                  std::optional<double> uptime_seconds,
                                  const nlohmann::json& extra = nlohmann::json::object());
 
+/// The longest delay a restart notice may ask for; longer ones are clamped.
+inline constexpr double max_restart_delay_seconds = 3600;
+
 /// A group restart notice as received, with §5's defaults filled in.
 struct restart_notice {
   std::string initiator = "unknown";
   std::string reason = "No reason provided";
-  double delay_seconds = 5;
+  double delay_seconds = 5;  // clamped to [0, max_restart_delay_seconds]
   std::string timestamp;  // "" when absent
   std::string body;       // the whole notice as JSON text (extra fields included)
+  std::string clamped_from;  // the delay as sent, when it was clamped ("" otherwise)
 
   nlohmann::json json() const { return nlohmann::json::parse(body); }
 };
@@ -40,7 +44,7 @@ struct restart_notice {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, restart_notice& x) {
   return f(caf::meta::type_name("kryten::restart_notice"), x.initiator, x.reason,
-           x.delay_seconds, x.timestamp, x.body);
+           x.delay_seconds, x.timestamp, x.body, x.clamped_from);
 }
 
 /// Parses a notice; nullopt with `error` set when the body is not a JSON

@@ -38,6 +38,13 @@ public:
   using std::runtime_error::runtime_error;
 };
 
+/// A call the client's state does not allow: a second connect(), or a
+/// connect() after disconnect() (a client is single-use).
+class usage_error : public std::logic_error {
+public:
+  using std::logic_error::logic_error;
+};
+
 /// request() got no reply in time, or nobody listens on the subject.
 class request_error : public std::runtime_error {
 public:
@@ -76,7 +83,9 @@ public:
   // -- connection ---------------------------------------------------------------
 
   /// Connects and subscribes; throws connect_error within about connect_timeout
-  /// per server.
+  /// per server, leaving nothing connected (connect() may then be tried
+  /// again). A client is single-use: connect() while connected, or after
+  /// disconnect(), throws usage_error.
   void connect();
   /// Blocks until stop(), disconnect(), a signal (standalone only), or the loss
   /// of the connection for good. Returns 0, or 1 when the connection was lost.
@@ -85,7 +94,8 @@ public:
   /// including handlers and other threads.
   void stop(std::string reason = "Normal shutdown");
   /// Stops taking events, lets queued handler work finish (bounded), flushes
-  /// and closes the connection. Idempotent.
+  /// and closes the connection. Idempotent. Called from inside a handler it
+  /// returns at once, and the shutdown goes on once the handler returns.
   void disconnect(std::string reason = "Normal shutdown");
   bool is_connected() const;
 
@@ -105,8 +115,16 @@ public:
   void on_callbacks(std::string_view event_name, event_callbacks callbacks,
                     handler_filter filter = {});
   /// Registers the user's own actor: it receives the typed event messages
-  /// (raw_event, chat_message, ...) and answers each with nothing.
+  /// (raw_event, chat_message, ...) and answers each with nothing. A ready-made
+  /// actor cannot be restarted when it dies (its handler goes down and the
+  /// service reports degraded); give a factory for that.
   void on_actor(std::string_view event_name, caf::actor handler, handler_filter filter = {});
+  /// Registers a user's actor made by `factory` (any callable
+  /// `caf::actor(caf::actor_system&)`): when it dies abnormally, a fresh one
+  /// is made (with backoff, within the restart limit) and gets the events
+  /// that were waiting; the runtime stops it with the client.
+  void on_actor(std::string_view event_name, std::function<caf::actor(caf::actor_system&)> factory,
+                handler_filter filter = {});
 
   // -- commands and plain messaging --------------------------------------------
 
@@ -134,8 +152,8 @@ public:
   // -- lifecycle (PROTOCOL.md §3-§5) ----------------------------------------------
 
   /// Called with the whole notice (defaults filled in) on every group restart
-  /// notice; runs in the supervisor actor, so keep it short. One that throws
-  /// is logged and does not stop the others.
+  /// notice, in an actor of its own. One that throws is logged and does not
+  /// stop the others.
   void on_group_restart(std::function<void(const nlohmann::json&)> callback);
   /// The actor receives a kryten::restart_notice message for every notice.
   void on_group_restart(caf::actor listener);
@@ -165,8 +183,6 @@ public:
   caf::actor_system& system();
 
 private:
-  void add_builtin_commands();
-
   struct impl;
   std::unique_ptr<impl> impl_;
 };

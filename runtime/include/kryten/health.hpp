@@ -25,7 +25,11 @@ struct latency_summary {
 /// One registered handler.
 struct handler_health {
   std::string label;  // e.g. "chatmsg#1"
-  bool up = true;     // false once its restart limit was reached
+  bool up = true;     // false once its restart limit was reached (or it cannot be restarted)
+  bool restartable = true;  // false for a user's actor given to on_actor without a factory
+  bool stuck = false;       // running one event for longer than handler_timeout
+  std::optional<std::string> busy_since;  // ISO 8601 UTC start of the running event
+  double busy_seconds = 0;                // how long it has been running
   std::uint64_t handled = 0;
   std::uint64_t exceptions = 0;
   std::uint64_t timeouts = 0;
@@ -54,6 +58,7 @@ struct health_status {
   std::uint64_t handler_exceptions = 0;  // handlers that threw
   std::uint64_t handler_timeouts = 0;    // handler runs over handler_timeout
   std::uint64_t dropped_events = 0;      // full handler queues and cnats pending limits
+  std::uint64_t abandoned_events = 0;    // still buffered or queued at the shutdown drain deadline
   std::uint64_t nats_errors = 0;         // async NATS errors incl. slow consumers
   std::uint64_t publish_errors = 0;
   std::uint64_t reconnects = 0;
@@ -63,10 +68,11 @@ struct health_status {
   latency_summary handler_latency;  // run time over all handlers
   latency_summary queue_delay;      // arrival to handler start over all handlers
   std::vector<handler_health> handlers;
+  std::vector<std::string> stuck_handlers;  // labels of handlers past handler_timeout
   bool ready = false;          // connected, subscribed, not shutting down
   bool subscribed = false;     // every event subscription is in place (for /readyz?verbose)
   bool shutting_down = false;
-  bool degraded = false;       // a handler is down, or a details callback said so
+  bool degraded = false;       // a handler is down or stuck, or a details callback said so
   nlohmann::json details = nlohmann::json::object();  // from user health-details callbacks
 
   nlohmann::json to_json() const;

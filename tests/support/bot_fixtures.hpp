@@ -1,0 +1,108 @@
+// Test support: configurations, event bodies and small synchronisation
+// helpers that the integration tests share.
+#pragma once
+
+#include <chrono>
+#include <cstdlib>
+#include <future>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "kryten/config.hpp"
+#include "support/nats_server.hpp"
+
+namespace kryten::test {
+
+inline std::string test_log_level() {
+  const char* level = std::getenv("KRYTEN_TEST_LOG_LEVEL");
+  return level != nullptr ? level : "CRITICAL";
+}
+
+/// A service on one channel (cytu.be/lounge) with lifecycle events off.
+inline kryten_config make_config(const std::string& url, const std::string& service) {
+  kryten_config cfg;
+  cfg.nats.servers = {url};
+  cfg.nats.connect_timeout = 2.0;
+  cfg.nats.reconnect_time_wait = 0.1;
+  cfg.channels = {{"cytu.be", "lounge"}};
+  service_config svc;
+  svc.name = service;
+  svc.enable_lifecycle = false;
+  svc.enable_heartbeat = false;
+  svc.enable_discovery = false;
+  svc.shutdown_timeout = 5.0;
+  cfg.service = svc;
+  cfg.log_level = test_log_level();
+  return cfg;
+}
+
+/// A chatMsg RawEvent body as Kryten-Robot publishes it.
+inline std::string chat_event(const std::string& user, const std::string& msg) {
+  nlohmann::json payload{{"user", {{"name", user}, {"rank", 2}}},
+                         {"msg", msg},
+                         {"time", 1700000000000LL},
+                         {"meta", nlohmann::json::object()}};
+  return nlohmann::json{{"event_name", "chatMsg"},
+                        {"payload", payload},
+                        {"channel", "lounge"},
+                        {"domain", "cytu.be"},
+                        {"timestamp", "2024-01-15T10:30:00.123456+00:00"},
+                        {"correlation_id", "3f2b6c1e-8d4a-4f5b-9c7e-1a2b3c4d5e6f"}}
+    .dump();
+}
+
+inline const std::string lounge_chat = "kryten.events.cytube.lounge.chatMsg";
+
+/// What handlers saw, written from their threads, read from the test's.
+template <class T>
+class recorder {
+public:
+  void add(T x) {
+    std::lock_guard<std::mutex> guard{mx_};
+    items_.push_back(std::move(x));
+  }
+  std::size_t size() const {
+    std::lock_guard<std::mutex> guard{mx_};
+    return items_.size();
+  }
+  std::vector<T> items() const {
+    std::lock_guard<std::mutex> guard{mx_};
+    return items_;
+  }
+  bool wait_size(std::size_t n,
+                 std::chrono::milliseconds deadline = std::chrono::seconds(5)) const {
+    return wait_until([&] { return size() >= n; }, deadline);
+  }
+
+private:
+  mutable std::mutex mx_;
+  std::vector<T> items_;
+};
+
+/// Opens on destruction, so that a failing test never leaves a handler
+/// blocked on it.
+struct latch {
+  std::promise<void> promise;
+  std::shared_future<void> future = promise.get_future().share();
+  bool opened = false;
+  void open() {
+    if (!opened) {
+      opened = true;
+      promise.set_value();
+    }
+  }
+  ~latch() { open(); }
+};
+
+template <class F>
+std::chrono::milliseconds time_of(F&& f) {
+  auto start = std::chrono::steady_clock::now();
+  f();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now()
+                                                               - start);
+}
+
+}  // namespace kryten::test
