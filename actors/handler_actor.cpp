@@ -300,12 +300,17 @@ void on_target_down(forwarder_self* self, const caf::down_msg& down) {
 caf::behavior forwarding_actor(forwarder_self* self, handler_spec spec, caf::actor target) {
   auto& st = self->state;
   st.spec = std::move(spec);
-  st.target = target ? std::move(target) : st.spec.factory(self->system());
+  bool made = !target;
+  st.target = made ? st.spec.factory(self->system()) : std::move(target);
   if (!st.target) {
     st.spec.log->error("handler {}: its factory made no actor", st.spec.label);
     self->quit(caf::sec::invalid_argument);
     return {};
   }
+  if (made)  // ours: it goes with its forwarder (the handle, not the state: see CAF 0.17)
+    self->attach_functor([made_actor = st.target] {
+      caf::anon_send_exit(made_actor, caf::exit_reason::user_shutdown);
+    });
   // The user's actor dying takes its forwarder down with the same reason, so
   // that the supervisor sees the crash and decides about a restart.
   self->monitor(st.target);

@@ -27,68 +27,24 @@
 #include <nlohmann/json.hpp>
 
 #include "kryten/client.hpp"
+#include "support/bot_fixtures.hpp"
+#include "support/timestamps.hpp"
 #include "support/nats_server.hpp"
 
 using namespace std::chrono_literals;
 using json = nlohmann::json;
 using kryten::test::bus_client;
 using kryten::test::nats_server;
+using kryten::test::is_iso8601;
+using kryten::test::is_uuid4;
+using kryten::test::latch;
+using kryten::test::recorder;
+using kryten::test::time_of;
 using kryten::test::wait_until;
 
 namespace {
 
 using steady = std::chrono::steady_clock;
-
-bool is_digit(char c) {
-  return c >= '0' && c <= '9';
-}
-
-/// Lowercase RFC 4122 version 4: xxxxxxxx-xxxx-4xxx-[89ab]xxx-xxxxxxxxxxxx.
-bool is_uuid4(const std::string& s) {
-  if (s.size() != 36)
-    return false;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (i == 8 || i == 13 || i == 18 || i == 23) {
-      if (c != '-')
-        return false;
-    } else if (!is_digit(c) && !(c >= 'a' && c <= 'f')) {
-      return false;
-    }
-  }
-  return s[14] == '4' && std::string_view{"89ab"}.find(s[19]) != std::string_view::npos;
-}
-
-/// YYYY-MM-DDTHH:MM:SS, optional fraction, then Z or +HH:MM / -HH:MM.
-/// (Hand-written: std::regex draws false -Wmaybe-uninitialized warnings from
-/// GCC 12 in sanitizer builds.)
-bool is_iso8601(const std::string& s) {
-  auto digits_at = [&](std::size_t pos, std::size_t n) {
-    if (pos + n > s.size())
-      return false;
-    for (std::size_t i = pos; i < pos + n; ++i)
-      if (!is_digit(s[i]))
-        return false;
-    return true;
-  };
-  auto char_at = [&](std::size_t pos, char c) { return pos < s.size() && s[pos] == c; };
-  if (!(digits_at(0, 4) && char_at(4, '-') && digits_at(5, 2) && char_at(7, '-')
-        && digits_at(8, 2) && char_at(10, 'T') && digits_at(11, 2) && char_at(13, ':')
-        && digits_at(14, 2) && char_at(16, ':') && digits_at(17, 2)))
-    return false;
-  std::size_t pos = 19;
-  if (char_at(pos, '.')) {
-    std::size_t start = ++pos;
-    while (pos < s.size() && is_digit(s[pos]))
-      ++pos;
-    if (pos == start || pos - start > 9)
-      return false;
-  }
-  if (char_at(pos, 'Z'))
-    return pos + 1 == s.size();
-  return (char_at(pos, '+') || char_at(pos, '-')) && digits_at(pos + 1, 2)
-         && char_at(pos + 3, ':') && digits_at(pos + 4, 2) && pos + 6 == s.size();
-}
 
 /// Quiet by default; KRYTEN_TEST_LOG_LEVEL=DEBUG (or INFO, ...) shows the
 /// clients' logs on stderr.
@@ -146,52 +102,6 @@ std::string chat_event(const std::string& user, const std::string& msg,
 
 const std::string lounge_chat = "kryten.events.cytube.lounge.chatMsg";
 
-/// What a handler saw, written from handler actors, read from the test thread.
-template <class T>
-class recorder {
-public:
-  void add(T x) {
-    std::lock_guard<std::mutex> guard{mx_};
-    items_.push_back(std::move(x));
-  }
-  std::size_t size() const {
-    std::lock_guard<std::mutex> guard{mx_};
-    return items_.size();
-  }
-  std::vector<T> items() const {
-    std::lock_guard<std::mutex> guard{mx_};
-    return items_;
-  }
-  bool wait_size(std::size_t n, std::chrono::milliseconds deadline = 5s) const {
-    return wait_until([&] { return size() >= n; }, deadline);
-  }
-
-private:
-  mutable std::mutex mx_;
-  std::vector<T> items_;
-};
-
-/// Opens a latch on destruction, so that a failing test never leaves a
-/// handler blocked (which would block the client's shutdown).
-struct latch {
-  std::promise<void> promise;
-  std::shared_future<void> future = promise.get_future().share();
-  bool opened = false;
-  void open() {
-    if (!opened) {
-      opened = true;
-      promise.set_value();
-    }
-  }
-  ~latch() { open(); }
-};
-
-template <class F>
-std::chrono::milliseconds time_of(F&& f) {
-  auto start = steady::now();
-  f();
-  return std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - start);
-}
 
 }  // namespace
 

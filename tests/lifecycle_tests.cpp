@@ -37,6 +37,8 @@
 
 #include "kryten/client.hpp"
 #include "kryten/lifecycle.hpp"
+#include "support/bot_fixtures.hpp"
+#include "support/timestamps.hpp"
 #include "support/nats_server.hpp"
 #include "support/process.hpp"
 
@@ -49,6 +51,14 @@ using json = nlohmann::json;
 using kryten::test::bus_client;
 using kryten::test::child_process;
 using kryten::test::nats_server;
+using kryten::test::capture_sink;
+using kryten::test::is_iso8601;
+using kryten::test::is_timestamp;
+using kryten::test::is_uuid4;
+using kryten::test::iso8601_us;
+using kryten::test::latch;
+using kryten::test::recorder;
+using kryten::test::time_of;
 using kryten::test::wait_until;
 
 namespace {
@@ -56,101 +66,6 @@ namespace {
 using steady = std::chrono::steady_clock;
 
 // -- formats --------------------------------------------------------------------
-
-bool is_digit(char c) {
-  return c >= '0' && c <= '9';
-}
-
-/// Lowercase RFC 4122 version 4: xxxxxxxx-xxxx-4xxx-[89ab]xxx-xxxxxxxxxxxx.
-bool is_uuid4(const std::string& s) {
-  if (s.size() != 36)
-    return false;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (i == 8 || i == 13 || i == 18 || i == 23) {
-      if (c != '-')
-        return false;
-    } else if (!is_digit(c) && !(c >= 'a' && c <= 'f')) {
-      return false;
-    }
-  }
-  return s[14] == '4' && std::string_view{"89ab"}.find(s[19]) != std::string_view::npos;
-}
-
-/// YYYY-MM-DDTHH:MM:SS, then an optional fraction (with `fraction_required`,
-/// a mandatory one), then Z, or (unless `z_only`) +HH:MM / -HH:MM.
-/// (Hand-written: std::regex draws false -Wmaybe-uninitialized warnings from
-/// GCC 12 in optimised and sanitizer builds.)
-bool is_timestamp(const std::string& s, bool fraction_required, bool z_only) {
-  auto digits_at = [&](std::size_t pos, std::size_t n) {
-    if (pos + n > s.size())
-      return false;
-    for (std::size_t i = pos; i < pos + n; ++i)
-      if (!is_digit(s[i]))
-        return false;
-    return true;
-  };
-  auto char_at = [&](std::size_t pos, char c) { return pos < s.size() && s[pos] == c; };
-  if (!(digits_at(0, 4) && char_at(4, '-') && digits_at(5, 2) && char_at(7, '-')
-        && digits_at(8, 2) && char_at(10, 'T') && digits_at(11, 2) && char_at(13, ':')
-        && digits_at(14, 2) && char_at(16, ':') && digits_at(17, 2)))
-    return false;
-  std::size_t pos = 19;
-  if (char_at(pos, '.')) {
-    std::size_t start = ++pos;
-    while (pos < s.size() && is_digit(s[pos]))
-      ++pos;
-    if (pos == start || pos - start > 9)
-      return false;
-  } else if (fraction_required) {
-    return false;
-  }
-  if (char_at(pos, 'Z'))
-    return pos + 1 == s.size();
-  if (z_only)
-    return false;
-  return (char_at(pos, '+') || char_at(pos, '-')) && digits_at(pos + 1, 2)
-         && char_at(pos + 3, ':') && digits_at(pos + 4, 2) && pos + 6 == s.size();
-}
-
-/// ISO 8601 as lifecycle events carry it.
-bool is_iso8601(const std::string& s) {
-  return is_timestamp(s, false, false);
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
-long long days_from_civil(long long y, unsigned m, unsigned d) {
-  y -= m <= 2 ? 1 : 0;
-  const long long era = (y >= 0 ? y : y - 399) / 400;
-  const auto yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<long long>(doe) - 719468;
-}
-
-/// An is_iso8601 timestamp as microseconds since the Unix epoch (fractions
-/// past the microsecond are dropped); nullopt if it is not one.
-std::optional<long long> iso8601_us(const std::string& s) {
-  if (!is_iso8601(s))
-    return std::nullopt;
-  auto num = [&](std::size_t pos, std::size_t n) { return std::stoll(s.substr(pos, n)); };
-  long long secs = days_from_civil(num(0, 4), static_cast<unsigned>(num(5, 2)),
-                                   static_cast<unsigned>(num(8, 2)))
-                     * 86400
-                   + num(11, 2) * 3600 + num(14, 2) * 60 + num(17, 2);
-  long long us = 0;
-  std::size_t pos = 19;
-  if (s[pos] == '.') {
-    long long scale = 100000;
-    for (++pos; pos < s.size() && is_digit(s[pos]); ++pos, scale /= 10)
-      us += (s[pos] - '0') * scale;
-  }
-  if (s[pos] != 'Z') {
-    long long offset = num(pos + 1, 2) * 3600 + num(pos + 4, 2) * 60;
-    secs -= s[pos] == '+' ? offset : -offset;
-  }
-  return secs * 1000000 + us;
-}
 
 /// RFC 3339 UTC with fractional seconds and a literal Z, as micro's STATS
 /// `started` must be: ^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{1,9}Z$
@@ -258,72 +173,6 @@ std::string chat_event(const std::string& user, const std::string& msg) {
 
 // -- recording ------------------------------------------------------------------------
 
-/// What callbacks saw, written from actors, read from the test thread.
-template <class T>
-class recorder {
-public:
-  void add(T x) {
-    std::lock_guard<std::mutex> guard{mx_};
-    items_.push_back(std::move(x));
-  }
-  std::size_t size() const {
-    std::lock_guard<std::mutex> guard{mx_};
-    return items_.size();
-  }
-  std::vector<T> items() const {
-    std::lock_guard<std::mutex> guard{mx_};
-    return items_;
-  }
-  bool wait_size(std::size_t n, std::chrono::milliseconds deadline = 5s) const {
-    return wait_until([&] { return size() >= n; }, deadline);
-  }
-
-private:
-  mutable std::mutex mx_;
-  std::vector<T> items_;
-};
-
-/// Opens on destruction, so that a failing test never leaves a handler
-/// blocked (which would block the client's destructor).
-struct latch {
-  std::promise<void> promise;
-  std::shared_future<void> future = promise.get_future().share();
-  bool opened = false;
-  void open() {
-    if (!opened) {
-      opened = true;
-      promise.set_value();
-    }
-  }
-  ~latch() { open(); }
-};
-
-/// An spdlog sink keeping every formatted line, readable while others log.
-class capture_sink : public spdlog::sinks::base_sink<std::mutex> {
-public:
-  std::string text() {
-    std::lock_guard<std::mutex> guard{this->mutex_};
-    return text_;
-  }
-
-protected:
-  void sink_it_(const spdlog::details::log_msg& msg) override {
-    spdlog::memory_buf_t buf;
-    this->formatter_->format(msg, buf);
-    text_.append(buf.data(), buf.size());
-  }
-  void flush_() override {}
-
-private:
-  std::string text_;
-};
-
-template <class F>
-std::chrono::milliseconds time_of(F&& f) {
-  auto start = steady::now();
-  f();
-  return std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - start);
-}
 
 long long ms_between(steady::time_point a, steady::time_point b) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count();

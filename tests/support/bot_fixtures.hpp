@@ -10,6 +10,8 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <spdlog/details/log_msg.h>
+#include <spdlog/sinks/base_sink.h>
 
 #include "kryten/config.hpp"
 #include "support/nats_server.hpp"
@@ -95,6 +97,26 @@ struct latch {
     }
   }
   ~latch() { open(); }
+};
+
+/// An spdlog sink keeping every formatted line, readable while others log.
+class capture_sink : public spdlog::sinks::base_sink<std::mutex> {
+public:
+  std::string text() {
+    std::lock_guard<std::mutex> guard{this->mutex_};
+    return text_;
+  }
+
+protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    spdlog::memory_buf_t buf;
+    this->formatter_->format(msg, buf);
+    text_.append(buf.data(), buf.size());
+  }
+  void flush_() override {}
+
+private:
+  std::string text_;
 };
 
 template <class F>
