@@ -17,6 +17,7 @@
 #include <fstream>
 #include <future>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include <caf/all.hpp>
@@ -305,6 +306,26 @@ TEST_CASE("a factory-made user actor that crashes is replaced and gets the waiti
   CHECK(h.handlers.at(0).up);
   CHECK_FALSE(h.degraded);
   CHECK(made.load() == 2);
+  // The queue counter came back to 0 with the inbox (not below, not above).
+  REQUIRE(wait_until([&] { return client.health().handlers.at(0).queued == 0; }, 2s));
+}
+
+TEST_CASE("handlers registered from several threads at once get distinct labels",
+          "[isolation][lifecycle]") {
+  nats_server server;
+  kryten::client client{make_config(server.url(), "iso-labels")};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < 10; ++i)
+        client.on("chatmsg", [](const kryten::chat_message&) {});
+    });
+  for (auto& t : threads)
+    t.join();
+  std::set<std::string> labels;
+  for (auto& h : client.health().handlers)
+    labels.insert(h.label);
+  CHECK(labels.size() == 40);
 }
 
 TEST_CASE("a crash-looping user actor backs off, then stays down", "[isolation][supervision]") {
