@@ -254,7 +254,7 @@ void forward(forwarder_self* self, caf::message msg) {
 /// keeps the wake: the next answer pumps again.
 void pump(forwarder_self* self) {
   auto& st = self->state;
-  if (!st.spec.inbox || !st.target)
+  if (!st.spec.inbox || !st.target || st.target_down)
     return;
   caf::message msg;
   while (static_cast<int>(st.in_flight.size()) < forward_window && !st.spec.inbox->closed()) {
@@ -264,35 +264,34 @@ void pump(forwarder_self* self) {
   }
 }
 
-/// The user's actor is gone. It handles requests in order, so the oldest
-/// event still in flight is the one it was handling when it died: counted
-/// as failed. Events it bounced from its mailbox came back already; those
-/// sent after it died bounce after this message, so they are given back
-/// here, in order, for the successor.
+/// The user's actor is gone. Its answers and the requests it bounced (from
+/// its mailbox, or sent after it died: those bounce at once, in the send)
+/// are all in our mailbox by now, ahead of a message we send ourselves. Once
+/// that arrives, what is still in flight was never answered nor bounced: the
+/// event it was handling when it died, counted as failed. Bounced events
+/// went back to the inbox meanwhile, for the successor.
 void on_target_down(forwarder_self* self, const caf::down_msg& down) {
   auto& st = self->state;
+  st.target_down = true;
+  st.down_reason = down.reason;
+  self->send(self, target_down_atom::value);
+}
+
+void finish_target_down(forwarder_self* self) {
+  auto& st = self->state;
   auto& stats = *st.spec.stats;
-  if (!st.in_flight.empty()) {
-    auto oldest = st.in_flight.begin();
-    if (down.reason) {
+  if (!st.in_flight.empty() && st.down_reason)
+    st.spec.log->error("handler {} died while handling {} event(s): {}", st.spec.label,
+                       st.in_flight.size(), self->system().render(st.down_reason));
+  for (auto& entry : st.in_flight) {
+    (void) entry;
+    if (st.down_reason)
       bump(stats.exceptions);
-      st.spec.log->error("handler {} died while handling an event: {}", st.spec.label,
-                         self->system().render(down.reason));
-    }
     stats.queued.fetch_sub(1, std::memory_order_relaxed);
-    st.in_flight.erase(oldest);
-  }
-  for (auto& [seq, entry] : st.in_flight) {
-    if (st.spec.inbox) {
-      st.spec.inbox->give_back(std::move(entry.first));
-    } else {
-      bump(stats.exceptions);
-      stats.queued.fetch_sub(1, std::memory_order_relaxed);
-    }
   }
   st.in_flight.clear();
   stats.busy_since_ns.store(0, std::memory_order_relaxed);
-  self->quit(down.reason);
+  self->quit(st.down_reason);
 }
 
 }  // namespace
@@ -319,9 +318,16 @@ caf::behavior forwarding_actor(forwarder_self* self, handler_spec spec, caf::act
     st.spec.inbox->take_over();
     self->send(self, drain_atom::value);
   }
-  auto direct = [self](caf::message msg) { forward(self, std::move(msg)); };
+  auto direct = [self](caf::message msg) {
+    auto& inbox = self->state.spec.inbox;
+    if (self->state.target_down && inbox)
+      inbox->give_back(std::move(msg));  // for the successor
+    else
+      forward(self, std::move(msg));
+  };
   return {
     [self](drain_atom) { pump(self); },
+    [self](target_down_atom) { finish_target_down(self); },
     [direct](const raw_event& x) { direct(caf::make_message(x)); },
     [direct](const chat_message& x) { direct(caf::make_message(x)); },
     [direct](const user_join& x) { direct(caf::make_message(x)); },

@@ -22,6 +22,9 @@
 
 namespace kryten::detail {
 
+/// A forwarder's own note that its target's last answers have arrived.
+using target_down_atom = caf::atom_constant<caf::atom("ktgtdown")>;
+
 /// Makes a user's handler actor (again, after a crash).
 using actor_factory = std::function<caf::actor(caf::actor_system&)>;
 
@@ -55,6 +58,8 @@ struct forwarding_state {
   /// Events sent to target and not yet answered, by sequence number: an event
   /// and the steady-clock ns it was sent.
   std::map<std::uint64_t, std::pair<caf::message, std::int64_t>> in_flight;
+  bool target_down = false;  // waiting for the last answers and bounces
+  caf::error down_reason;
   static inline const char* name = "kryten.forwarder";
 };
 
@@ -64,7 +69,7 @@ struct forwarding_state {
 /// actor answers each event with nothing (a void handler). When it dies, the
 /// forwarder dies with the same reason; events that were still in the dead
 /// actor's mailbox go back to the inbox for the successor, and the one it was
-/// handling is counted as failed.
+/// handling is counted as failed (see on_target_down).
 caf::behavior forwarding_actor(caf::stateful_actor<forwarding_state>* self, handler_spec spec,
                                caf::actor target);
 

@@ -270,7 +270,9 @@ TEST_CASE("a factory-made user actor that crashes is replaced and gets the waiti
           "[isolation][supervision]") {
   nats_server server;
   auto cfg = make_config(server.url(), "iso-factory");
-  kryten::client client{cfg};
+  auto sink = std::make_shared<capture_sink>();
+  auto log = std::make_shared<spdlog::logger>("iso-factory", sink);
+  kryten::client client{cfg, log};
   std::atomic<int> made{0};
   recorder<std::string> seen;  // "actor number: message"
   client.on_actor("chatmsg", [&](caf::actor_system& sys) {
@@ -298,7 +300,11 @@ TEST_CASE("a factory-made user actor that crashes is replaced and gets the waiti
   for (const char* text : {"one", "crash", "two", "three"})
     bus.publish(lounge_chat, chat_event("alice", text));
   bus.flush();
-  REQUIRE(seen.wait_size(3));
+  bool all = seen.wait_size(3);
+  INFO("log:\n" << sink->text() << "\nhealth: " << client.health().to_json().dump());
+  for (auto& x : seen.items())
+    INFO("seen " << x);
+  REQUIRE(all);
   CHECK(seen.items() == std::vector<std::string>{"1: one", "2: two", "2: three"});
   auto h = client.health();
   CHECK(h.handler_restarts == 1);
@@ -479,6 +485,27 @@ TEST_CASE("disconnect() from inside a handler returns at once and the shutdown c
   REQUIRE(shutdown);
   CHECK(json::parse(shutdown->data).value("reason", "") == "asked by a handler");
   CHECK_FALSE(client.is_connected());
+}
+
+TEST_CASE("health() and request() from inside a handler answer", "[isolation][lifecycle]") {
+  nats_server server;
+  const std::string svc = "iso-inner";
+  kryten::client client{make_config(server.url(), svc)};
+  std::promise<std::pair<bool, bool>> got;
+  auto result = got.get_future();
+  client.on("chatmsg", [&](const kryten::chat_message&) {
+    auto connected = client.health().connected;
+    auto reply = client.request("kryten." + svc + ".command", json{{"command", "ping"}}, 2s);
+    got.set_value({connected, reply.value("success", false)});
+  });
+  client.connect();
+  bus_client bus(server.url());
+  bus.publish(lounge_chat, chat_event("alice", "ask"));
+  bus.flush();
+  REQUIRE(result.wait_for(5s) == std::future_status::ready);
+  auto [connected, pong] = result.get();
+  CHECK(connected);
+  CHECK(pong);
 }
 
 // -- untrusted numbers --------------------------------------------------------------------
