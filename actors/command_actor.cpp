@@ -1,12 +1,14 @@
 #include "actors/command_actor.hpp"
 
+#include <map>
 #include <set>
 
 #include <caf/all.hpp>
 
 #include "actors/connection_actor.hpp"
 #include "actors/health_actor.hpp"
-#include "kryten/clock.hpp"
+#include "kryten/errors.hpp"
+#include "messages/clock.hpp"
 
 namespace kryten::detail {
 
@@ -18,6 +20,7 @@ struct command_state {
   command_spec spec;
   caf::actor worker;             // made with the first user command
   std::set<std::string> user;    // names the worker serves
+  std::map<std::string, caf::actor> by_actor;  // names users' actors serve
   std::string last_error;        // "code:description", for the NATS Service API's STATS
   static inline const char* name = "kryten.commands";
 };
@@ -68,6 +71,36 @@ void run_user_command(command_self* self, command_request req, std::string reply
       });
 }
 
+/// A command served by a user's actor: it answers a command_result.
+void run_actor_command(command_self* self, const caf::actor& actor, command_request req,
+                       std::string reply_to, std::int64_t start) {
+  auto& s = self->state;
+  auto name = req.command;
+  self->request(actor, std::chrono::duration_cast<caf::timespan>(s.spec.timeout), std::move(req))
+    .then(
+      [self, reply_to, start, name](command_result& r) {
+        auto& st = self->state;
+        finish(self, reply_to,
+               r.success ? success(st.spec.service, name,
+                                   r.data.is_null() ? nlohmann::json::object() : r.data)
+                         : command_failure(st.spec.service, name, r.error),
+               start);
+      },
+      [self, reply_to, start, name](caf::error& err) {
+        auto& st = self->state;
+        std::string text = "Internal error";
+        if (err == caf::sec::request_timeout) {
+          st.spec.log->warn("command {} did not finish within handler_timeout", name);
+          text = "Timeout";
+        } else if (code_of(err) == error_code::command_failed && err.context().match_elements<std::string>()) {
+          text = err.context().get_as<std::string>(0);  // the actor's own words
+        } else {
+          st.spec.log->error("command {} failed: {}", name, describe(err));
+        }
+        finish(self, reply_to, command_failure(st.spec.service, name, text), start);
+      });
+}
+
 void run_health(command_self* self, const std::string& reply_to, std::int64_t start) {
   auto& s = self->state;
   self->request(s.spec.health, 5s, get_atom::value)
@@ -90,7 +123,9 @@ void serve(command_self* self, const bus_message& msg) {
     finish(self, msg.reply, failure, start);
     return;
   }
-  if (s.user.count(req->command)) {
+  if (auto i = s.by_actor.find(req->command); i != s.by_actor.end()) {
+    run_actor_command(self, i->second, std::move(*req), msg.reply, start);
+  } else if (s.user.count(req->command)) {
     run_user_command(self, std::move(*req), msg.reply, start);
   } else if (req->command == "ping") {
     finish(self, msg.reply,
@@ -117,7 +152,12 @@ caf::behavior command_actor(command_self* self, command_spec spec) {
   return {
     [self](const bus_message& msg) { serve(self, msg); },
     [self](get_atom) { return self->state.last_error; },
+    [self](serve_atom, const std::string& name, caf::actor& actor) {
+      self->state.user.erase(name);  // the later registration wins
+      self->state.by_actor[name] = std::move(actor);
+    },
     [self](subscribe_atom, const std::string& name, command_handler& handler) {
+      self->state.by_actor.erase(name);
       self->state.user.insert(name);
       self->send(self->state.worker, subscribe_atom::value, name, std::move(handler));
     },

@@ -8,6 +8,8 @@
 //   bus_message                               a request (from the connection actor)
 //   (subscribe_atom, name, command_handler)   adds or replaces a user's command
 //                                             (a user's "ping" or "health" wins)
+//   (serve_atom, name, actor)                 the same, served by a user's actor: it
+//                                             gets command_request, answers command_result
 //   (get_atom)                             -> std::string, the last error for STATS
 #pragma once
 

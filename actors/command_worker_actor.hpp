@@ -19,7 +19,8 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/logger.h>
 
-#include "kryten/client.hpp"
+#include "kryten/commands.hpp"
+#include "kryten/message_types.hpp"
 
 namespace kryten::detail {
 
@@ -37,5 +38,3 @@ nlohmann::json command_failure(const std::string& service, const nlohmann::json&
 
 }  // namespace kryten::detail
 
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kryten::command_handler)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kryten::command_request)

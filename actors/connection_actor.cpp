@@ -9,10 +9,11 @@
 #include <nats/nats.h>
 
 #include "actors/log_limiter.hpp"
-#include "kryten/clock.hpp"
+#include "kryten/errors.hpp"
 #include "kryten/event_decoder.hpp"
 #include "kryten/logging.hpp"
 #include "kryten/subjects.hpp"
+#include "messages/clock.hpp"
 
 namespace kryten::detail {
 
@@ -252,6 +253,7 @@ struct subscription_handle {
   natsSubscription* sub = nullptr;
   std::shared_ptr<subscription_stats> stats;  // null for plain subscriptions
   std::int64_t dropped_seen = 0;
+  std::string label;  // plain subscriptions: the handler's label
 };
 
 void close_subscriptions(std::vector<subscription_handle>& subs) {
@@ -436,7 +438,7 @@ std::string subscribe_channel(connection_self* self, const channel_config& ch,
   ctx.release();  // cnats frees it through the on-complete callback
   if (auto lim = raise_limits(sub, s.spec.nats); lim != NATS_OK)
     s.spec.log->warn("cannot raise pending limits on {}: {}", subject, nats_error_text(lim));
-  s.nats.event_subs.push_back({sub, std::move(stats), 0});
+  s.nats.event_subs.push_back({sub, std::move(stats), 0, {}});
   s.spec.log->info("subscribed to {}", subject);
   return {};
 }
@@ -547,14 +549,16 @@ caf::result<std::string> request(connection_self* self, const std::string& subje
                                  const std::string& data, std::int64_t timeout_ms) {
   auto& s = self->state;
   if (s.nats.conn == nullptr)
-    return caf::make_error(caf::sec::runtime_error, "not connected to NATS");
+    return make_error(error_code::not_connected, "not connected to NATS");
   if (auto err = ensure_inbox(self); !err.empty())
-    return caf::make_error(caf::sec::runtime_error, "cannot create reply inbox: " + err);
+    return make_error(error_code::not_connected, "cannot create reply inbox: " + err);
   auto token = s.next_token++;
   auto reply = s.inbox_prefix + std::to_string(token);
   s.pending_requests.emplace(token, self->make_response_promise());
   publish(self, subject, data, reply.c_str());
-  self->delayed_send(self, std::chrono::milliseconds(timeout_ms), timeout_atom::value, token);
+  self->delayed_send(self, std::chrono::milliseconds(timeout_ms), timeout_atom::value, token,
+                     "no reply from " + subject + " within " + std::to_string(timeout_ms)
+                       + " ms");
   return s.pending_requests[token];
 }
 
@@ -574,6 +578,7 @@ std::string subscribe_plain(connection_self* self, const std::string& subject,
   auto& s = self->state;
   if (s.nats.conn == nullptr)
     return "not connected to NATS";
+  auto route_label = route.label;
   auto ctx = std::make_unique<plain_subscription>(plain_subscription{std::move(route)});
   natsSubscription* sub = nullptr;
   natsStatus st = queue.empty()
@@ -592,9 +597,22 @@ std::string subscribe_plain(connection_self* self, const std::string& subject,
   }
   ctx.release();
   raise_limits(sub, s.spec.nats);
-  s.nats.plain_subs.push_back({sub, nullptr, 0});
+  s.nats.plain_subs.push_back({sub, nullptr, 0, route_label});
   s.spec.log->info("subscribed to {}{}", subject, queue.empty() ? "" : " (queue " + queue + ")");
   return {};
+}
+
+/// Ends the plain subscription of handler `label` (the user removed it).
+void unsubscribe_plain(connection_self* self, const std::string& label) {
+  auto& subs = self->state.nats.plain_subs;
+  auto i = std::find_if(subs.begin(), subs.end(),
+                        [&](const subscription_handle& h) { return h.label == label; });
+  if (i == subs.end())
+    return;
+  self->state.spec.log->info("unsubscribed from {}", natsSubscription_GetSubject(i->sub));
+  natsSubscription_Unsubscribe(i->sub);
+  natsSubscription_Destroy(i->sub);
+  subs.erase(i);
 }
 
 void close_connection(connection_self* self, const std::string& reason) {
@@ -602,7 +620,7 @@ void close_connection(connection_self* self, const std::string& reason) {
   if (s.nats.conn == nullptr)
     return;
   for (auto& [token, promise] : s.pending_requests)
-    promise.deliver(caf::make_error(caf::sec::runtime_error, "connection closed"));
+    promise.deliver(make_error(error_code::not_connected, "connection closed"));
   s.pending_requests.clear();
   s.nats.close(true);
   set_status(self, {connection_state::closed, "", reason, unix_ns()});
@@ -669,14 +687,13 @@ caf::behavior connection_actor(connection_self* self, connection_spec spec) {
            std::int64_t timeout_ms) { return request(self, subject, data, timeout_ms); },
     [self](reply_atom, std::uint64_t token, std::string& data, bool no_responders) {
       if (no_responders)
-        finish_request(self, token, caf::make_message(caf::make_error(
-                                      caf::sec::runtime_error, "no responders")));
+        finish_request(self, token,
+                       caf::make_message(make_error(error_code::no_responders, "no responders")));
       else
         finish_request(self, token, caf::make_message(std::move(data)));
     },
-    [self](timeout_atom, std::uint64_t token) {
-      finish_request(self, token,
-                     caf::make_message(caf::make_error(caf::sec::request_timeout)));
+    [self](timeout_atom, std::uint64_t token, std::string& what) {
+      finish_request(self, token, caf::make_message(make_error(error_code::timeout, std::move(what))));
     },
     [self](subscribe_atom, const std::string& subject, const std::string& queue,
            handler_route& route, bool confirm) -> std::string {
@@ -686,6 +703,7 @@ caf::behavior connection_actor(connection_self* self, connection_spec spec) {
       drain_event_subscriptions(self);
       return true;
     },
+    [self](unsubscribe_atom, const std::string& label) { unsubscribe_plain(self, label); },
     [self](drain_atom) { return drain_status(self); },
     [self](nats_event_atom, connection_status& st) {
       if (self->state.nats.conn != nullptr)  // else: we closed it, and said so

@@ -8,7 +8,8 @@
 //   (confirm_atom, subject, data)                -> bool; the same, for requests
 //   (publish_atom, subject, data, reply)            publish with a reply subject
 //   (command_atom, subject, data)                   publish, counted as a command
-//   (request_atom, subject, data, timeout_ms)    -> std::string reply | error
+//   (request_atom, subject, data, timeout_ms)    -> std::string reply | kryten error
+//                                                   (timeout, no_responders, not_connected)
 //   (subscribe_atom, subject, queue, handler_route, confirm)
 //                                                -> std::string error ("" = ok);
 //                                                   delivers bus_message to the route;
@@ -16,6 +17,7 @@
 //                                                   every earlier one) on return
 //   (unsubscribe_atom)                           -> bool; drains event subscriptions:
 //                                                   no new events, buffered ones delivered
+//   (unsubscribe_atom, label)                       ends that handler's plain subscription
 //   (drain_atom)                                 -> drain_progress of that drain
 //   (status_atom)                                -> connection_status
 //   (status_atom, listener)                         listener gets the current
@@ -39,7 +41,6 @@
 #include "kryten/message_types.hpp"
 
 namespace kryten {
-using command_atom = caf::atom_constant<caf::atom("kcommand")>;
 using confirm_atom = caf::atom_constant<caf::atom("kconfirm")>;
 }
 

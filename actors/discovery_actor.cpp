@@ -1,12 +1,12 @@
 #include "actors/discovery_actor.hpp"
 
-#include <ctime>
 #include <string_view>
 
 #include <caf/all.hpp>
 
 #include "kryten/message_types.hpp"
 #include "kryten/subjects.hpp"
+#include "messages/clock.hpp"
 
 namespace kryten::detail {
 
@@ -189,14 +189,7 @@ nlohmann::json micro_stats(const discovery_spec& spec, const std::string& last_e
 }
 
 std::string rfc3339_utc(std::int64_t unix_nanos) {
-  std::time_t secs = static_cast<std::time_t>(unix_nanos / 1000000000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  auto n = std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-  std::snprintf(buf + n, sizeof(buf) - n, ".%09lldZ",
-                static_cast<long long>(unix_nanos % 1000000000));
-  return buf;
+  return utc_time(unix_nanos, utc_format::rfc3339_nanos);
 }
 
 caf::actor spawn_discovery_actor(caf::actor_system& sys, discovery_spec spec) {

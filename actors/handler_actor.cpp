@@ -4,7 +4,7 @@
 
 #include <caf/all.hpp>
 
-#include "kryten/clock.hpp"
+#include "messages/clock.hpp"
 
 namespace kryten::detail {
 

@@ -6,7 +6,7 @@
 #include <caf/all.hpp>
 
 #include "actors/metrics_renderer.hpp"
-#include "kryten/clock.hpp"
+#include "messages/clock.hpp"
 
 namespace kryten::detail {
 
@@ -159,6 +159,11 @@ caf::behavior health_actor(health_self* self, health_spec spec) {
     [self](const connection_status& st) { on_status(self->state, st); },
     [self](add_atom, const std::string& label, const std::shared_ptr<handler_stats>& st) {
       self->state.handlers.emplace_back(label, st);
+    },
+    [self](remove_atom, const std::string& label) {
+      auto& hs = self->state.handlers;
+      hs.erase(std::remove_if(hs.begin(), hs.end(), [&](auto& h) { return h.first == label; }),
+               hs.end());
     },
     [self](add_atom, const details_callback& cb) { self->state.details.push_back(cb); },
     [self](close_atom) { self->state.disconnected = true; },

@@ -10,6 +10,7 @@
 //   connection_status                             a connection state change (it
 //                                                 listens to the connection actor)
 //   (add_atom, label, shared_ptr<handler_stats>) a handler was registered
+//   (remove_atom, label)                          a handler was removed
 //   (add_atom, details_callback)                  merged into every health_status
 //   (close_atom) / (connect_atom)                 the client disconnected on purpose /
 //                                                 connected again
@@ -70,6 +71,5 @@ caf::behavior health_actor(caf::stateful_actor<health_state>* self, health_spec 
 }  // namespace kryten::detail
 
 // Local only, between the runtime's actors and the client.
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kryten::health_status)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kryten::detail::details_callback)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<kryten::detail::handler_stats>)

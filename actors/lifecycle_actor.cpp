@@ -6,7 +6,7 @@
 #include <caf/all.hpp>
 
 #include "actors/connection_actor.hpp"
-#include "kryten/clock.hpp"
+#include "messages/clock.hpp"
 #include "kryten/message_types.hpp"
 #include "kryten/subjects.hpp"
 

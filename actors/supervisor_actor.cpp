@@ -1,5 +1,6 @@
 #include "actors/supervisor_actor.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <deque>
@@ -14,8 +15,9 @@
 #include "actors/discovery_actor.hpp"
 #include "actors/heartbeat_actor.hpp"
 #include "actors/lifecycle_actor.hpp"
-#include "kryten/clock.hpp"
+#include "kryten/errors.hpp"
 #include "kryten/subjects.hpp"
+#include "messages/clock.hpp"
 
 namespace kryten::detail {
 
@@ -414,6 +416,29 @@ void restart_handler(supervisor_self* self, const std::string& label) {
   s.handlers.emplace(h.actor.address(), std::move(h));
 }
 
+/// Takes a handler out at the user's request: its route goes at once, its
+/// actor is stopped (a user's own actor given as target is not: it is theirs).
+caf::result<bool> remove_handler(supervisor_self* self, const std::string& label) {
+  auto& s = self->state;
+  if (auto r = s.restarting.find(label); r != s.restarting.end()) {
+    retire(self, r->second, false);
+    s.restarting.erase(r);
+    return true;
+  }
+  auto i = std::find_if(s.handlers.begin(), s.handlers.end(),
+                        [&](auto& entry) { return entry.second.reg.spec.label == label; });
+  if (i == s.handlers.end())
+    return make_error(error_code::unknown_handler, "no handler or subscription " + label);
+  auto h = std::move(i->second);
+  s.handlers.erase(i);
+  retire(self, h, false);
+  if (!h.reg.subject.empty())
+    self->send(s.connection, unsubscribe_atom::value, label);
+  self->send_exit(h.actor, caf::exit_reason::user_shutdown);
+  s.spec.log->info("handler {} removed", label);
+  return true;
+}
+
 // -- group restart notices -----------------------------------------------------
 
 void on_restart_notice(supervisor_self* self, const bus_message& msg) {
@@ -729,6 +754,7 @@ caf::behavior supervisor(supervisor_self* self, supervisor_spec spec) {
       add_handler(self, reg);
       return true;
     },
+    [self](remove_atom, const std::string& label) { return remove_handler(self, label); },
     [self](restart_atom, restart_callback& cb) {
       auto& s = self->state;
       auto actor = spawn_restart_callback_actor(self->system(), std::move(cb), s.spec.log);

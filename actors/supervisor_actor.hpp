@@ -7,7 +7,8 @@
 //   (get_atom)                          -> connection, commands, health
 //   (http_probe_atom)                   -> std::string error ("" = listening or no ports)
 //   (connect_atom)                      -> std::string error ("" = up, startup published)
-//   (add_atom, handler_registration)       spawns, monitors and routes a handler
+//   (add_atom, handler_registration)    -> bool; spawns, monitors and routes a handler
+//   (remove_atom, label)                -> bool | unknown_handler; unroutes and stops it
 //   (restart_atom, restart_callback)       adds a group restart callback (an actor
 //                                          of its own runs it)
 //   (restart_atom, caf::actor)             the actor gets every restart_notice

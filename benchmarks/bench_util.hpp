@@ -24,6 +24,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "messages/clock.hpp"
+#include "messages/uuid.hpp"
+
 namespace kbench {
 
 inline std::int64_t mono_ns() {
@@ -43,14 +46,7 @@ inline std::int64_t unix_ns() {
 inline constexpr std::size_t iso_len = 32;
 
 inline void write_iso(char* out, std::int64_t unix_nanos) {
-  std::time_t secs = static_cast<std::time_t>(unix_nanos / 1000000000);
-  auto micros = static_cast<long>((unix_nanos % 1000000000) / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  auto n = std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-  std::snprintf(buf + n, sizeof(buf) - n, ".%06ld+00:00", micros);
-  std::memcpy(out, buf, iso_len);
+  std::memcpy(out, kryten::detail::iso8601(unix_nanos).data(), iso_len);
 }
 
 inline std::string iso_now() {
@@ -315,18 +311,16 @@ inline std::vector<std::string> split(std::string_view s, char sep) {
   return out;
 }
 
-/// A random-enough UUID v4 string (not for security).
+/// A UUID v4 from the caller's generator: seeded runs make the same ids.
+/// (Formatted by the runtime's one UUID implementation.)
 template <class Rng>
 std::string uuid4(Rng& rng) {
-  std::uint64_t hi = rng(), lo = rng();
-  hi = (hi & 0xFFFFFFFFFFFF0FFFULL) | 0x0000000000004000ULL;
-  lo = (lo & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;
-  char buf[37];
-  std::snprintf(buf, sizeof(buf), "%08x-%04x-%04x-%04x-%012llx",
-                static_cast<unsigned>(hi >> 32), static_cast<unsigned>((hi >> 16) & 0xFFFF),
-                static_cast<unsigned>(hi & 0xFFFF), static_cast<unsigned>(lo >> 48),
-                static_cast<unsigned long long>(lo & 0xFFFFFFFFFFFFULL));
-  return buf;
+  unsigned char bytes[16];
+  for (int i = 0; i < 16; i += 8) {
+    std::uint64_t r = rng();
+    std::memcpy(bytes + i, &r, 8);
+  }
+  return kryten::detail::uuid4_from(bytes);
 }
 
 }  // namespace kbench

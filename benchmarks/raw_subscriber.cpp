@@ -124,14 +124,10 @@ struct state {
   std::atomic<std::int64_t> first_ns{0}, last_ns{0};
   kbench::log_histogram latency, run, decode;
   std::array<kbench::log_histogram, n_kinds> by_event;
-  std::mutex rng_mx;
-  std::mt19937_64 rng{std::random_device{}()};
   std::string instance_id;
 
-  std::string uuid() {
-    std::lock_guard<std::mutex> g{rng_mx};
-    return kbench::uuid4(rng);
-  }
+  // As the runtime makes request ids.
+  std::string uuid() { return kryten::detail::uuid4(); }
 };
 
 struct subscription_ctx {

@@ -637,7 +637,7 @@ struct event_decoder::impl {
 
   // The typed view T, or raw_event when the payload does not fit it.
   template <class T>
-  event typed_or_raw(event_envelope&& envelope) {
+  any_event typed_or_raw(event_envelope&& envelope) {
     T typed;
     od::document doc;
     od::object payload;
@@ -645,7 +645,7 @@ struct event_decoder::impl {
         doc.get_object().get(payload) != SUCCESS || !read_view(payload, envelope, typed))
       return raw_event{std::move(envelope)};
     static_cast<event_envelope&>(typed) = std::move(envelope);
-    return event(std::in_place_type<T>, std::move(typed));
+    return any_event(std::in_place_type<T>, std::move(typed));
   }
 
   std::size_t max_bytes;
@@ -676,7 +676,7 @@ decode_error event_decoder::decode_envelope(std::string_view body, event_envelop
   return reader.verdict();
 }
 
-event event_decoder::to_typed(event_envelope&& envelope) {
+any_event event_decoder::to_typed(event_envelope&& envelope) {
   const std::string_view name = envelope.event_name;
   if (equals_lower(name, "chatmsg") || equals_lower(name, "pm"))
     return impl_->typed_or_raw<chat_message>(std::move(envelope));
@@ -691,7 +691,7 @@ event event_decoder::to_typed(event_envelope&& envelope) {
   return raw_event{std::move(envelope)};
 }
 
-decode_error event_decoder::decode(std::string_view body, event& out) {
+decode_error event_decoder::decode(std::string_view body, any_event& out) {
   event_envelope envelope;
   const decode_error error = decode_envelope(body, envelope);
   if (error == decode_error::none)

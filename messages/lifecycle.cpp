@@ -1,6 +1,6 @@
 #include "kryten/lifecycle.hpp"
 
-#include "kryten/clock.hpp"
+#include "messages/clock.hpp"
 
 namespace kryten {
 

@@ -1,5 +1,8 @@
 #include "kryten/message_types.hpp"
 
+#include "kryten/errors.hpp"
+#include "kryten/handler.hpp"
+
 namespace kryten {
 
 const char* to_string(connection_state s) {
@@ -22,6 +25,14 @@ void add_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<bus_message>("kryten::bus_message");
   cfg.add_message_type<connection_status>("kryten::connection_status");
   cfg.add_message_type<restart_notice>("kryten::restart_notice");
+  cfg.add_message_type<handler_filter>("kryten::handler_filter");
+  cfg.add_error_category(error_category, [](std::uint8_t code, caf::atom_value,
+                                            const caf::message& context) {
+    std::string out = to_string(static_cast<error_code>(code));
+    if (context.match_elements<std::string>() && !context.get_as<std::string>(0).empty())
+      out += ": " + context.get_as<std::string>(0);
+    return out;
+  });
 }
 
 }  // namespace kryten

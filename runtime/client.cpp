@@ -3,20 +3,17 @@
 #include <condition_variable>
 #include <csignal>
 #include <mutex>
-#include <random>
 #include <thread>
 #include <unistd.h>
 
 #include <caf/all.hpp>
 #include <prometheus/registry.h>
 
-#include "actors/command_actor.hpp"
-#include "actors/connection_actor.hpp"
-#include "actors/metrics_renderer.hpp"
+#include "actors/runtime_api_actor.hpp"
 #include "actors/supervisor_actor.hpp"
-#include "kryten/clock.hpp"
 #include "kryten/logging.hpp"
 #include "kryten/subjects.hpp"
+#include "messages/uuid.hpp"
 #include "runtime/signal_watcher.hpp"
 
 namespace kryten {
@@ -142,16 +139,13 @@ struct client::impl {
   std::shared_ptr<detail::runtime_flags> flags = std::make_shared<detail::runtime_flags>();
 
   caf::actor supervisor;
-  caf::actor connection;
-  caf::actor commands;
   caf::actor aggregator;  // the health actor
+  detail::runtime_api_actor api;  // the typed protocol; the facade's methods go through it
 
   std::shared_ptr<run_control> control = std::make_shared<run_control>();
 
   // Guards what user threads register and read outside the event path.
   mutable std::mutex mx;
-  std::size_t handlers_added = 0;  // numbers the labels; the health actor keeps the list
-  std::mt19937_64 rng{std::random_device{}()};
   bool connecting = false;  // a connect() is under way
   bool actors_stopped = false;
   std::vector<std::string> stuck;  // actors that did not stop
@@ -167,47 +161,39 @@ struct client::impl {
     identity.service = cfg.service_name();
     identity.version = cfg.service ? cfg.service->version : "1.0.0";
     identity.hostname = host_name();
-    identity.instance_id = uuid4();
+    identity.instance_id = detail::uuid4();
     if (auto endpoints = endpoints_of(cfg); !endpoints.empty())
       identity.metadata["endpoints"] = endpoints;
   }
 
-  std::string uuid4();
   void start_actors();
-  std::string next_label(std::string_view base);
+  void start_api(caf::actor connection, caf::actor commands);
   /// The most a graceful shutdown can take, with a margin.
   double shutdown_budget() const {
     return (cfg.service ? cfg.service->shutdown_timeout : 10.0) + 5.0;
   }
-  detail::handler_spec make_spec(std::string label);
+  detail::handler_spec make_spec();
   void add(detail::handler_registration reg);
+  /// Asks the runtime API and waits (on the caller's thread) for its answer.
+  template <class T, class... Ts>
+  caf::expected<T> ask(caf::timespan deadline, Ts&&... xs);
   void stop_actors();
   std::optional<health_status> ask_health(std::chrono::milliseconds deadline);
 };
 
-std::optional<health_status> client::impl::ask_health(std::chrono::milliseconds deadline) {
-  std::optional<health_status> out;
+template <class T, class... Ts>
+caf::expected<T> client::impl::ask(caf::timespan deadline, Ts&&... xs) {
+  caf::expected<T> out{caf::sec::request_timeout};
   caf::scoped_actor self{*sys};
-  self->request(aggregator, deadline, get_atom::value)
-    .receive([&](health_status& h) { out = std::move(h); }, [](caf::error&) {});
+  self->request(api, deadline, std::forward<Ts>(xs)...)
+    .receive([&](T& x) { out = std::move(x); }, [&](caf::error& e) { out = std::move(e); });
   return out;
 }
 
-std::string client::impl::uuid4() {
-  std::uint64_t hi, lo;
-  {
-    std::lock_guard<std::mutex> guard{mx};
-    hi = rng();
-    lo = rng();
-  }
-  hi = (hi & 0xFFFFFFFFFFFF0FFFULL) | 0x0000000000004000ULL;  // version 4
-  lo = (lo & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;  // RFC 4122 variant
-  char buf[37];
-  std::snprintf(buf, sizeof(buf), "%08x-%04x-%04x-%04x-%012llx",
-                static_cast<unsigned>(hi >> 32), static_cast<unsigned>((hi >> 16) & 0xFFFF),
-                static_cast<unsigned>(hi & 0xFFFF), static_cast<unsigned>(lo >> 48),
-                static_cast<unsigned long long>(lo & 0xFFFFFFFFFFFFULL));
-  return buf;
+std::optional<health_status> client::impl::ask_health(std::chrono::milliseconds deadline) {
+  if (auto h = ask<health_status>(deadline, health_atom::value))
+    return std::move(*h);
+  return std::nullopt;
 }
 
 void client::impl::start_actors() {
@@ -241,21 +227,30 @@ void client::impl::start_actors() {
   self->request(supervisor, 10s, get_atom::value)
     .receive(
       [&](caf::actor& conn, caf::actor& cmds, caf::actor& health_actor) {
-        connection = std::move(conn);
-        commands = std::move(cmds);
         aggregator = std::move(health_actor);
+        start_api(std::move(conn), std::move(cmds));
       },
       [&](caf::error& e) { log->critical("supervisor did not start: {}", sys->render(e)); });
 }
 
-std::string client::impl::next_label(std::string_view base) {
-  std::lock_guard<std::mutex> guard{mx};
-  return std::string{base} + "#" + std::to_string(++handlers_added);
+void client::impl::start_api(caf::actor connection, caf::actor commands) {
+  detail::runtime_api_spec spec;
+  spec.service = identity.service;
+  spec.default_domain = cfg.channels.front().domain;
+  spec.default_channel = cfg.channels.front().channel;
+  spec.supervisor = supervisor;
+  spec.connection = std::move(connection);
+  spec.commands = std::move(commands);
+  spec.health = aggregator;
+  spec.request_stop = [control = control](const std::string& reason, int code) {
+    control->request_stop(reason, code);
+  };
+  spec.log = log;
+  api = detail::spawn_runtime_api(*sys, std::move(spec));
 }
 
-detail::handler_spec client::impl::make_spec(std::string label) {
+detail::handler_spec client::impl::make_spec() {
   detail::handler_spec spec;
-  spec.label = std::move(label);
   spec.stats = std::make_shared<detail::handler_stats>();
   spec.timeout = std::chrono::duration_cast<std::chrono::nanoseconds>(
     std::chrono::duration<double>(cfg.handler_timeout));
@@ -264,12 +259,9 @@ detail::handler_spec client::impl::make_spec(std::string label) {
 }
 
 void client::impl::add(detail::handler_registration reg) {
-  caf::anon_send(aggregator, add_atom::value, reg.spec.label, reg.spec.stats);
-  // A request, so that the route exists when on() returns.
-  caf::scoped_actor self{*sys};
-  self->request(supervisor, 10s, add_atom::value, std::move(reg))
-    .receive([](bool) {},
-             [&](caf::error& e) { log->error("cannot add handler: {}", sys->render(e)); });
+  // Answered once the route exists: events after on() returns reach the handler.
+  if (auto label = ask<std::string>(10s, add_atom::value, std::move(reg)); !label)
+    log->error("cannot add handler: {}", describe(label.error()));
 }
 
 void client::impl::stop_actors() {
@@ -296,9 +288,8 @@ void client::impl::stop_actors() {
   // A detached actor's thread ends only once nothing references the actor,
   // and the actor system waits for that thread.
   supervisor = nullptr;
-  connection = nullptr;
-  commands = nullptr;
   aggregator = nullptr;
+  api = nullptr;  // it quit with the supervisor
 }
 
 // -- client ---------------------------------------------------------------------
@@ -460,7 +451,7 @@ void client::on_callbacks(std::string_view event_name, event_callbacks callbacks
   detail::handler_registration reg;
   reg.event_name = to_lower(event_name);
   reg.filter = std::move(filter);
-  reg.spec = s.make_spec(s.next_label(reg.event_name));
+  reg.spec = s.make_spec();
   reg.spec.callbacks = std::move(callbacks);
   s.add(std::move(reg));
 }
@@ -470,30 +461,39 @@ void client::on_actor(std::string_view event_name, caf::actor handler, handler_f
   detail::handler_registration reg;
   reg.event_name = to_lower(event_name);
   reg.filter = std::move(filter);
-  reg.spec = s.make_spec(s.next_label(reg.event_name) + "(actor)");
+  reg.spec = s.make_spec();
   reg.target = std::move(handler);
   s.add(std::move(reg));
 }
 
-void client::on_actor(std::string_view event_name,
-                      std::function<caf::actor(caf::actor_system&)> factory,
-                      handler_filter filter) {
+void client::on_actor(std::string_view event_name, actor_factory factory, handler_filter filter) {
   if (!factory)
     throw usage_error("on_actor(): an empty factory");
   auto& s = *impl_;
   detail::handler_registration reg;
   reg.event_name = to_lower(event_name);
   reg.filter = std::move(filter);
-  reg.spec = s.make_spec(s.next_label(reg.event_name) + "(actor)");
+  reg.spec = s.make_spec();
   reg.spec.factory = std::move(factory);
   s.add(std::move(reg));
+}
+
+void client::on_actor(std::string_view event_name, runtime_actor_factory factory,
+                      handler_filter filter) {
+  if (!factory)
+    throw usage_error("on_actor(): an empty factory");
+  on_actor(event_name,
+           actor_factory{[factory = std::move(factory), rt = runtime()](caf::actor_system& sys) {
+             return factory(sys, rt);
+           }},
+           std::move(filter));
 }
 
 void client::subscribe(std::string_view subject, std::function<void(const bus_message&)> cb) {
   auto& s = *impl_;
   detail::handler_registration reg;
   reg.subject = std::string{subject};
-  reg.spec = s.make_spec(s.next_label(subject));
+  reg.spec = s.make_spec();
   reg.spec.callbacks.bus = std::move(cb);
   s.add(std::move(reg));
 }
@@ -515,35 +515,29 @@ void client::publish_group_restart(const std::string& reason, double delay_secon
 }
 
 void client::set_metadata(const std::string& key, const nlohmann::json& value) {
-  caf::anon_send(impl_->supervisor, metadata_atom::value, key, value.dump());
+  caf::anon_send(impl_->api, metadata_atom::value, metadata_entry{key, value});
 }
 
 std::string client::send_command(std::string_view service, std::string_view type,
                                  const nlohmann::json& body, std::optional<std::string> domain,
                                  std::optional<std::string> channel) {
   auto& s = *impl_;
-  auto subject = subjects::command(service);
-  auto request_id = s.uuid4();
-  nlohmann::json msg{
-    {"command", type},
-    {"args", body.is_object() ? body : nlohmann::json{{"value", body}}},
-    {"meta",
-     {{"source", s.identity.service},
-      {"timestamp", detail::iso8601_now()},
-      {"domain", domain ? *domain : s.cfg.channels.front().domain},
-      {"channel", channel ? *channel : s.cfg.channels.front().channel},
-      {"request_id", request_id}}}};
-  caf::anon_send(s.connection, command_atom::value, subject, msg.dump());
-  return request_id;
+  outgoing_command cmd{std::string{service}, std::string{type}, body,
+                       domain.value_or(std::string{}), channel.value_or(std::string{})};
+  auto id = s.ask<std::string>(5s, command_atom::value, std::move(cmd));
+  if (!id) {
+    s.log->error("send_command {} to {}: {}", type, service, describe(id.error()));
+    return {};
+  }
+  return std::move(*id);
 }
 
 void client::on_command(std::string command, command_handler handler) {
-  caf::anon_send(impl_->commands, subscribe_atom::value, std::move(command), std::move(handler));
+  caf::anon_send(impl_->api, subscribe_atom::value, std::move(command), std::move(handler));
 }
 
 void client::publish(std::string_view subject, std::string_view data) {
-  caf::anon_send(impl_->connection, publish_atom::value, std::string{subject},
-                 std::string{data});
+  caf::anon_send(impl_->api, publish_atom::value, std::string{subject}, std::string{data});
 }
 
 void client::publish(std::string_view subject, const nlohmann::json& body) {
@@ -553,20 +547,12 @@ void client::publish(std::string_view subject, const nlohmann::json& body) {
 nlohmann::json client::request(std::string_view subject, const nlohmann::json& body,
                                std::chrono::milliseconds timeout) {
   auto& s = *impl_;
-  std::optional<std::string> reply;
-  std::string err;
-  caf::scoped_actor self{*s.sys};
-  self->request(s.connection, timeout + 1s, request_atom::value, std::string{subject},
-                body.dump(), static_cast<std::int64_t>(timeout.count()))
-    .receive([&](std::string& r) { reply = std::move(r); },
-             [&](caf::error& e) {
-               err = e == caf::sec::request_timeout ? "no reply within "
-                                                        + std::to_string(timeout.count())
-                                                        + " ms"
-                                                    : s.sys->render(e);
-             });
+  auto reply = s.ask<std::string>(timeout + 2s, request_atom::value, std::string{subject},
+                                  body.dump(), caf::timespan{timeout});
   if (!reply)
-    throw request_error("request to " + std::string{subject} + " failed: " + err);
+    throw request_error("request to " + std::string{subject} + " failed: "
+                          + describe(reply.error()),
+                        code_of(reply.error()).value_or(error_code::timeout));
   return nlohmann::json::parse(*reply);
 }
 
@@ -577,6 +563,10 @@ health_status client::health() const {
   h.service = impl_->identity.service;
   h.state = "error";
   return h;
+}
+
+runtime_actor client::runtime() const {
+  return impl_->api;
 }
 
 void client::add_health_details(std::function<nlohmann::json()> callback) {

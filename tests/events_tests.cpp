@@ -9,6 +9,7 @@
 #include "kryten/events.hpp"
 
 using kryten::decode_error;
+using kryten::any_event;
 using kryten::event;
 using kryten::event_decoder;
 using kryten::event_envelope;
@@ -35,8 +36,8 @@ std::string body(const std::string& name, const json& payload,
       .dump();
 }
 
-event decode_ok(event_decoder& decoder, const std::string& text) {
-  event out;
+any_event decode_ok(event_decoder& decoder, const std::string& text) {
+  any_event out;
   REQUIRE(decoder.decode(text, out) == decode_error::none);
   return out;
 }
@@ -48,7 +49,7 @@ decode_error envelope_error(const std::string& text, std::size_t max_bytes = 8u 
 }
 
 template <class T>
-T as(const event& e) {
+T as(const any_event& e) {
   REQUIRE(std::holds_alternative<T>(e));
   return std::get<T>(e);
 }
@@ -254,7 +255,7 @@ TEST_CASE("decode_envelope: size limit", "[events]") {
   REQUIRE(text.size() > (1u << 20));
   REQUIRE(decoder.decode_envelope(text, out) == decode_error::none);
   CHECK(out.payload_json == json{{"username", "a"}, {"msg", big}}.dump());
-  event typed;
+  any_event typed;
   REQUIRE(decoder.decode(text, typed) == decode_error::none);
   CHECK(as<kryten::chat_message>(typed).message == big);
 
@@ -286,7 +287,7 @@ TEST_CASE("event_decoder: reused across many calls, state does not leak", "[even
                                  R"({"event_name":1})", R"({"event_name":"x","channel":1})"};
   for (int round = 0; round < 200; ++round) {
     for (const auto& bad : invalid) {
-      event out;
+      any_event out;
       CHECK(decoder.decode(bad, out) != decode_error::none);
       const auto chat = as<kryten::chat_message>(decode_ok(decoder, valid));
       CHECK(chat.username == "alice");
@@ -473,7 +474,7 @@ TEST_CASE("to_typed: envelopes built by hand", "[events][typed]") {
   moved.subject = "kryten.events.cytube.lounge.changemedia";
   const char* payload_data = moved.payload_json.data();
   const char* subject_data = moved.subject.data();
-  const event media = decoder.to_typed(std::move(moved));
+  const any_event media = decoder.to_typed(std::move(moved));
   REQUIRE(std::holds_alternative<kryten::change_media>(media));
   CHECK(std::get<kryten::change_media>(media).payload_json.data() == payload_data);
   CHECK(std::get<kryten::change_media>(media).subject.data() == subject_data);
@@ -481,7 +482,7 @@ TEST_CASE("to_typed: envelopes built by hand", "[events][typed]") {
   fallback.event_name = "changemedia";
   fallback.payload_json = R"({"type":"yt","id":12345678901234567890})";
   payload_data = fallback.payload_json.data();
-  const event raw = decoder.to_typed(std::move(fallback));
+  const any_event raw = decoder.to_typed(std::move(fallback));
   REQUIRE(std::holds_alternative<kryten::raw_event>(raw));
   CHECK(std::get<kryten::raw_event>(raw).payload_json.data() == payload_data);
 
@@ -499,7 +500,7 @@ TEST_CASE("to_typed: envelopes built by hand", "[events][typed]") {
 TEST_CASE("event_envelope: payload(), to_json() and envelope_of", "[events]") {
   event_decoder decoder;
   const json payload = {{"username", "a"}, {"msg", "hi"}, {"n", {1, 2.5, nullptr}}};
-  const event e = decode_ok(decoder, body("chatMsg", payload));
+  const any_event e = decode_ok(decoder, body("chatMsg", payload));
   const event_envelope& envelope = kryten::envelope_of(e);
   CHECK(envelope.event_name == "chatMsg");
   CHECK(envelope.payload() == payload);
@@ -507,7 +508,7 @@ TEST_CASE("event_envelope: payload(), to_json() and envelope_of", "[events]") {
 
   event_envelope blank;
   CHECK(blank.payload().is_null());
-  const event raw = kryten::raw_event{blank};
+  const any_event raw = kryten::raw_event{blank};
   CHECK(kryten::envelope_of(raw).payload_json.empty());
 }
 
@@ -518,4 +519,23 @@ TEST_CASE("to_string(decode_error)", "[events]") {
   CHECK(std::string(kryten::to_string(decode_error::bad_event_name)) == "bad_event_name");
   CHECK(std::string(kryten::to_string(decode_error::wrong_field_type)) == "wrong_field_type");
   CHECK(std::string(kryten::to_string(decode_error::too_large)) == "too_large");
+}
+
+TEST_CASE("event: a reference to the runtime's own copy, typed access without a copy",
+          "[events]") {
+  kryten::chat_message chat;
+  chat.username = "alice";
+  chat.message = "hi";
+  const event e = chat;
+  REQUIRE(e.get_if<kryten::chat_message>() == &chat);  // the same object, not a copy
+  CHECK(e.is<kryten::chat_message>());
+  CHECK_FALSE(e.is<kryten::user_join>());
+  CHECK(e.get_if<kryten::user_join>() == nullptr);
+  CHECK(&e.envelope() == static_cast<const event_envelope*>(&chat));
+  CHECK(e.visit([](const auto& typed) { return static_cast<const void*>(&typed); }) == &chat);
+  auto owned = e.copy();
+  REQUIRE(std::holds_alternative<kryten::chat_message>(owned));
+  CHECK(std::get<kryten::chat_message>(owned).username == "alice");
+  const any_event value = kryten::user_join{};
+  CHECK(event{value}.get_if<kryten::user_join>() == &std::get<kryten::user_join>(value));
 }

@@ -20,11 +20,13 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/logger.h>
 
+#include "kryten/commands.hpp"
 #include "kryten/config.hpp"
 #include "kryten/events.hpp"
 #include "kryten/handler.hpp"
 #include "kryten/health.hpp"
 #include "kryten/message_types.hpp"
+#include "kryten/runtime_protocol.hpp"
 
 namespace prometheus {
 class Registry;
@@ -45,28 +47,21 @@ public:
   using std::logic_error::logic_error;
 };
 
-/// request() got no reply in time, or nobody listens on the subject.
+/// request() got no reply in time, or nobody listens on the subject; code()
+/// says which (timeout, no_responders, not_connected, bad_input).
 class request_error : public std::runtime_error {
 public:
-  using std::runtime_error::runtime_error;
+  request_error(const std::string& what, error_code code = error_code::timeout)
+    : std::runtime_error(what), code_(code) {}
+  error_code code() const { return code_; }
+
+private:
+  error_code code_;
 };
 
-/// Thrown by a command handler: the caller gets this text as the reply's error.
-/// Any other exception is answered with "Internal error".
-class command_error : public std::runtime_error {
-public:
-  using std::runtime_error::runtime_error;
-};
-
-/// A command sent to this service (PROTOCOL.md §2).
-struct command_request {
-  std::string command;
-  nlohmann::json args;  // always an object
-  nlohmann::json meta;  // source, timestamp, domain, channel, request_id (as sent)
-};
-
-/// Returns the reply's data; throw command_error to answer success: false.
-using command_handler = std::function<nlohmann::json(const command_request&)>;
+/// Makes a user's actor; may take the runtime's handle as a second argument.
+using actor_factory = std::function<caf::actor(caf::actor_system&)>;
+using runtime_actor_factory = std::function<caf::actor(caf::actor_system&, runtime_actor)>;
 
 class client {
 public:
@@ -123,7 +118,10 @@ public:
   /// `caf::actor(caf::actor_system&)`): when it dies abnormally, a fresh one
   /// is made (with backoff, within the restart limit) and gets the events
   /// that were waiting; the runtime stops it with the client.
-  void on_actor(std::string_view event_name, std::function<caf::actor(caf::actor_system&)> factory,
+  void on_actor(std::string_view event_name, actor_factory factory, handler_filter filter = {});
+  /// The same, for a factory that hands the new actor the runtime's handle
+  /// (runtime_protocol.hpp): the actor needs no reference to the client.
+  void on_actor(std::string_view event_name, runtime_actor_factory factory,
                 handler_filter filter = {});
 
   // -- commands and plain messaging --------------------------------------------
@@ -173,6 +171,12 @@ public:
   /// The registry of the service's own Prometheus metrics, served on /metrics
   /// after the runtime's series (link prometheus-cpp::core to use it).
   prometheus::Registry& metrics_registry();
+
+  // -- the actor API ----------------------------------------------------------------
+
+  /// The runtime as a typed actor (runtime_protocol.hpp): what users' actors
+  /// talk to. Every method above that does the same is a thin layer over it.
+  runtime_actor runtime() const;
 
   // -- state ----------------------------------------------------------------------
 

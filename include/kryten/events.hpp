@@ -69,12 +69,73 @@ struct playlist_update : event_envelope {
   std::int64_t uid = -1;  // payload.uid, -1 when absent
 };
 
-/// Any event a handler can receive.
-using event = std::variant<raw_event, chat_message, user_join, user_leave, change_media,
-                           playlist_update>;
+/// Any event, owned: what the decoder makes.
+using any_event = std::variant<raw_event, chat_message, user_join, user_leave, change_media,
+                               playlist_update>;
+
+/// Any event a handler can receive, by reference: a handler taking
+/// `const kryten::event&` sees the runtime's own copy of the event (no copy
+/// per event). Valid for the duration of the call only.
+///
+///   client.on("*", [](const kryten::event& e) {
+///     if (auto* chat = e.get_if<kryten::chat_message>()) ...
+///     e.visit([](const auto& typed) { ... });
+///   });
+class event {
+public:
+  event(const raw_event& e) noexcept : ref_(&e) {}
+  event(const chat_message& e) noexcept : ref_(&e) {}
+  event(const user_join& e) noexcept : ref_(&e) {}
+  event(const user_leave& e) noexcept : ref_(&e) {}
+  event(const change_media& e) noexcept : ref_(&e) {}
+  event(const playlist_update& e) noexcept : ref_(&e) {}
+  event(const any_event& e) noexcept
+    : ref_(std::visit([](const auto& x) -> reference { return &x; }, e)) {}
+
+  /// The event as T, or nullptr when it is another type.
+  template <class T>
+  const T* get_if() const noexcept {
+    auto p = std::get_if<const T*>(&ref_);
+    return p ? *p : nullptr;
+  }
+  template <class T>
+  bool is() const noexcept {
+    return std::holds_alternative<const T*>(ref_);
+  }
+  /// Calls f with the typed event (const T&).
+  template <class F>
+  decltype(auto) visit(F&& f) const {
+    return std::visit([&](auto* p) -> decltype(auto) { return f(*p); }, ref_);
+  }
+  const event_envelope& envelope() const noexcept {
+    return std::visit([](auto* p) -> const event_envelope& { return *p; }, ref_);
+  }
+  /// A copy the caller owns (to keep past the call).
+  any_event copy() const {
+    return std::visit([](auto* p) -> any_event { return *p; }, ref_);
+  }
+
+private:
+  using reference = std::variant<const raw_event*, const chat_message*, const user_join*,
+                                 const user_leave*, const change_media*,
+                                 const playlist_update*>;
+  reference ref_;
+};
 
 /// The envelope of any event.
 const event_envelope& envelope_of(const event& e);
+
+/// A message from a plain (non-event) subscription, e.g. a command request.
+struct bus_message {
+  std::string subject;
+  std::string data;
+  std::string reply;  // "" when the sender expects no reply
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, bus_message& x) {
+  return f(caf::meta::type_name("kryten::bus_message"), x.subject, x.data, x.reply);
+}
 
 // -- CAF inspection -----------------------------------------------------------
 

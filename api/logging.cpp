@@ -1,13 +1,16 @@
 #include "kryten/logging.hpp"
 
-#include <spdlog/sinks/stdout_sinks.h>
+#include <algorithm>
+#include <cctype>
 
-#include "kryten/subjects.hpp"
+#include <spdlog/sinks/stdout_sinks.h>
 
 namespace kryten {
 
 spdlog::level::level_enum parse_log_level(std::string_view level) {
-  auto l = to_lower(level);
+  std::string l{level};
+  std::transform(l.begin(), l.end(), l.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   if (l == "debug")
     return spdlog::level::debug;
   if (l == "warning" || l == "warn")

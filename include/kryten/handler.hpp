@@ -8,7 +8,6 @@
 #include <type_traits>
 
 #include "kryten/events.hpp"
-#include "kryten/message_types.hpp"
 
 namespace kryten {
 
@@ -18,6 +17,11 @@ struct handler_filter {
   std::string channel;
   std::string domain;
 };
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, handler_filter& x) {
+  return f(caf::meta::type_name("kryten::handler_filter"), x.channel, x.domain);
+}
 
 /// One handler's callbacks, one per event type it takes; empty ones are not
 /// called (an event of that type is counted as a type mismatch).

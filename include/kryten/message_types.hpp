@@ -34,20 +34,12 @@ using metadata_atom = caf::atom_constant<caf::atom("kmetadata")>;
 using restart_atom = caf::atom_constant<caf::atom("krestart")>;
 using add_atom = caf::atom_constant<caf::atom("kadd")>;
 using get_atom = caf::atom_constant<caf::atom("kget")>;
+using command_atom = caf::atom_constant<caf::atom("kcommand")>;
+using remove_atom = caf::atom_constant<caf::atom("kremove")>;
+using serve_atom = caf::atom_constant<caf::atom("kserve")>;
+using health_atom = caf::atom_constant<caf::atom("khealth")>;
 
 // -- messages -------------------------------------------------------------------
-
-/// A message from a plain (non-event) subscription, e.g. a command request.
-struct bus_message {
-  std::string subject;
-  std::string data;
-  std::string reply;  // "" when the sender expects no reply
-};
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, bus_message& x) {
-  return f(caf::meta::type_name("kryten::bus_message"), x.subject, x.data, x.reply);
-}
 
 /// Where the NATS connection stands.
 enum class connection_state : std::uint8_t { connecting, connected, disconnected, closed };
@@ -69,7 +61,8 @@ typename Inspector::result_type inspect(Inspector& f, connection_status& x) {
            x.at_ns);
 }
 
-/// Registers every kryten message type with `cfg`.
+/// Registers every kryten message type and kryten's error category (errors.hpp)
+/// with `cfg`.
 void add_message_types(caf::actor_system_config& cfg);
 
 }  // namespace kryten

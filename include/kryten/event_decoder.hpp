@@ -38,10 +38,10 @@ public:
 
   /// The typed view PROTOCOL.md §1 defines for the (lowercased) event name, or
   /// raw_event when there is none or the payload does not fit it.
-  event to_typed(event_envelope&& envelope);
+  any_event to_typed(event_envelope&& envelope);
 
   /// decode_envelope followed by to_typed. On error `out` is unspecified.
-  decode_error decode(std::string_view body, event& out);
+  decode_error decode(std::string_view body, any_event& out);
 
 private:
   struct impl;

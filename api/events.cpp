@@ -22,7 +22,7 @@ nlohmann::json event_envelope::to_json() const {
 }
 
 const event_envelope& envelope_of(const event& e) {
-  return std::visit([](const auto& typed) -> const event_envelope& { return typed; }, e);
+  return e.envelope();
 }
 
 }  // namespace kryten

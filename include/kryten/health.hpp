@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include <caf/allowed_unsafe_message_type.hpp>
 #include <nlohmann/json.hpp>
 
 namespace kryten {
@@ -79,3 +80,6 @@ struct health_status {
 };
 
 }  // namespace kryten
+
+// Local only, between the runtime's actors, the client and users' actors.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kryten::health_status)

@@ -1,0 +1,170 @@
+#include "actors/runtime_api_actor.hpp"
+
+#include <caf/all.hpp>
+
+#include "kryten/subjects.hpp"
+#include "messages/clock.hpp"
+#include "messages/uuid.hpp"
+
+namespace kryten::detail {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+struct runtime_api_state {
+  runtime_api_spec spec;
+  std::size_t handlers_added = 0;  // numbers the labels
+  static inline const char* name = "kryten.runtime_api";
+};
+
+using api_self = runtime_api_actor::stateful_pointer<runtime_api_state>;
+
+/// "chatmsg#3", or "chatmsg#3(actor)" for a user's actor.
+std::string next_label(api_self self, const handler_registration& reg) {
+  auto base = reg.subject.empty() ? reg.event_name : reg.subject;
+  auto label = base + "#" + std::to_string(++self->state.handlers_added);
+  return reg.target || reg.spec.factory ? label + "(actor)" : label;
+}
+
+/// Registers with the health actor, then the supervisor; answers the label
+/// once the route exists.
+caf::result<std::string> add(api_self self, handler_registration reg) {
+  auto& s = self->state;
+  if (reg.subject.empty() && reg.event_name.empty())
+    return make_error(error_code::bad_input, "an empty event name");
+  reg.spec.label = next_label(self, reg);
+  if (!reg.spec.stats)
+    reg.spec.stats = std::make_shared<handler_stats>();
+  caf::anon_send(s.spec.health, add_atom::value, reg.spec.label, reg.spec.stats);
+  auto label = reg.spec.label;
+  auto rp = self->make_response_promise<std::string>();
+  self->request(s.spec.supervisor, 10s, add_atom::value, std::move(reg))
+    .then([rp, label](bool) mutable { rp.deliver(label); },
+          [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
+  return rp;
+}
+
+handler_registration user_actor(std::string event_or_subject, caf::actor actor, bool subject,
+                                handler_filter filter = {}) {
+  handler_registration reg;
+  if (subject)
+    reg.subject = std::move(event_or_subject);
+  else
+    reg.event_name = to_lower(event_or_subject);
+  reg.filter = std::move(filter);
+  reg.target = std::move(actor);
+  return reg;
+}
+
+caf::result<bool> remove(api_self self, const std::string& label) {
+  auto& s = self->state;
+  auto rp = self->make_response_promise<bool>();
+  self->request(s.spec.supervisor, 10s, remove_atom::value, label)
+    .then(
+      [self, rp, label](bool) mutable {
+        caf::anon_send(self->state.spec.health, remove_atom::value, label);
+        rp.deliver(true);
+      },
+      [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
+  return rp;
+}
+
+caf::result<std::string> send_command(api_self self, const outgoing_command& cmd) {
+  auto& s = self->state;
+  if (cmd.service.empty() || cmd.command.empty())
+    return make_error(error_code::bad_input, "a command needs a service and a name");
+  auto request_id = uuid4();
+  caf::anon_send(s.spec.connection, command_atom::value, subjects::command(cmd.service),
+             command_body(s.spec, cmd, request_id).dump());
+  return request_id;
+}
+
+runtime_api_actor::behavior_type runtime_api(api_self self, runtime_api_spec spec) {
+  self->state.spec = std::move(spec);
+  // The runtime goes with its supervisor, and so does this actor.
+  self->monitor(self->state.spec.supervisor);
+  self->set_down_handler([self](caf::down_msg&) { self->quit(); });
+  return {
+    [self](publish_atom, const std::string& subject, const std::string& data) {
+      if (subject.empty()) {
+        self->state.spec.log->error("publish: an empty subject (message dropped)");
+        return;
+      }
+      caf::anon_send(self->state.spec.connection, publish_atom::value, subject, data);
+    },
+    [self](command_atom, const outgoing_command& cmd) { return send_command(self, cmd); },
+    [self](request_atom, const std::string& subject, const std::string& data,
+           caf::timespan timeout) -> caf::result<std::string> {
+      if (subject.empty())
+        return make_error(error_code::bad_input, "a request needs a subject");
+      auto ms = std::max<std::int64_t>(
+        1, std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count());
+      auto rp = self->make_response_promise<std::string>();
+      // Past the connection actor's own deadline, in case it is gone.
+      self->request(self->state.spec.connection, timeout + 1s, request_atom::value, subject,
+                    data, ms)
+        .then([rp](std::string& reply) mutable { rp.deliver(std::move(reply)); },
+              [rp, subject, ms](caf::error& e) mutable {
+                if (code_of(e))
+                  rp.deliver(std::move(e));
+                else
+                  rp.deliver(make_error(error_code::timeout,
+                                        "no reply from " + subject + " within "
+                                          + std::to_string(ms) + " ms"));
+              });
+      return rp;
+    },
+    [self](subscribe_atom, const std::string& subject, const caf::actor& actor) {
+      return add(self, user_actor(subject, actor, true));
+    },
+    [self](unsubscribe_atom, const std::string& label) { return remove(self, label); },
+    [self](add_atom, const std::string& event_name, const caf::actor& actor,
+           const handler_filter& filter) {
+      return add(self, user_actor(event_name, actor, false, filter));
+    },
+    [self](remove_atom, const std::string& label) { return remove(self, label); },
+    [self](serve_atom, const std::string& command, const caf::actor& actor) -> caf::result<bool> {
+      if (command.empty() || !actor)
+        return make_error(error_code::bad_input, "serve needs a command name and an actor");
+      caf::anon_send(self->state.spec.commands, serve_atom::value, command, actor);
+      return true;
+    },
+    [self](health_atom) -> caf::result<health_status> {
+      auto rp = self->make_response_promise<health_status>();
+      self->request(self->state.spec.health, 5s, get_atom::value)
+        .then([rp](health_status& h) mutable { rp.deliver(std::move(h)); },
+              [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
+      return rp;
+    },
+    [self](metadata_atom, const metadata_entry& entry) {
+      caf::anon_send(self->state.spec.supervisor, metadata_atom::value, entry.key,
+                 entry.value.dump());
+    },
+    [self](stop_atom, const std::string& reason) { self->state.spec.request_stop(reason, 0); },
+    [self](add_atom, const handler_registration& reg) { return add(self, reg); },
+    [self](subscribe_atom, const std::string& name, const command_handler& handler) {
+      caf::anon_send(self->state.spec.commands, subscribe_atom::value, name, handler);
+    },
+  };
+}
+
+}  // namespace
+
+nlohmann::json command_body(const runtime_api_spec& spec, const outgoing_command& cmd,
+                            const std::string& request_id) {
+  return {{"command", cmd.command},
+          {"args", cmd.args.is_object() ? cmd.args : nlohmann::json{{"value", cmd.args}}},
+          {"meta",
+           {{"source", spec.service},
+            {"timestamp", iso8601_now()},
+            {"domain", cmd.domain.empty() ? spec.default_domain : cmd.domain},
+            {"channel", cmd.channel.empty() ? spec.default_channel : cmd.channel},
+            {"request_id", request_id}}}};
+}
+
+runtime_api_actor spawn_runtime_api(caf::actor_system& sys, runtime_api_spec spec) {
+  return sys.spawn<caf::detached>(runtime_api, std::move(spec));
+}
+
+}  // namespace kryten::detail

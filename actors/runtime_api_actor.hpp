@@ -1,0 +1,49 @@
+// The runtime API actor: implements the typed protocol of
+// kryten/runtime_protocol.hpp for users' actors, and the client's blocking
+// facade is a thin layer over it. It translates each request into messages
+// to the runtime's own actors (connection, supervisor, commands, health) and
+// answers without blocking; it numbers handler labels. It runs on a thread
+// of its own and quits with the supervisor.
+//
+// Protocol: runtime_actor, plus for the client
+//   (add_atom, handler_registration)     -> std::string label (callbacks, factories)
+//   (subscribe_atom, name, command_handler)  serves a command by a callback
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+#include <spdlog/logger.h>
+
+#include "actors/supervisor_actor.hpp"
+#include "kryten/commands.hpp"
+#include "kryten/config.hpp"
+#include "kryten/runtime_protocol.hpp"
+
+namespace kryten::detail {
+
+using runtime_api_actor = runtime_actor::extend<
+  caf::replies_to<add_atom, handler_registration>::with<std::string>,
+  caf::reacts_to<subscribe_atom, std::string, command_handler>>;
+
+struct runtime_api_spec {
+  std::string service;         // this service's name: `source` of its commands
+  std::string default_domain;  // of the first configured channel
+  std::string default_channel;
+  caf::actor supervisor, connection, commands, health;
+  /// Asks the client to stop run() with a reason and exit code.
+  std::function<void(const std::string&, int)> request_stop;
+  std::shared_ptr<spdlog::logger> log;
+};
+
+runtime_api_actor spawn_runtime_api(caf::actor_system& sys, runtime_api_spec spec);
+
+/// The PROTOCOL.md §2 request body of `cmd`, with `request_id`; domain and
+/// channel default to the spec's.
+nlohmann::json command_body(const runtime_api_spec& spec, const outgoing_command& cmd,
+                            const std::string& request_id);
+
+}  // namespace kryten::detail
