@@ -703,7 +703,10 @@ caf::behavior connection_actor(connection_self* self, connection_spec spec) {
       drain_event_subscriptions(self);
       return true;
     },
-    [self](unsubscribe_atom, const std::string& label) { unsubscribe_plain(self, label); },
+    [self](unsubscribe_atom, const std::string& label) {
+      unsubscribe_plain(self, label);
+      return true;
+    },
     [self](drain_atom) { return drain_status(self); },
     [self](nats_event_atom, connection_status& st) {
       if (self->state.nats.conn != nullptr)  // else: we closed it, and said so

@@ -17,7 +17,7 @@
 //                                                   every earlier one) on return
 //   (unsubscribe_atom)                           -> bool; drains event subscriptions:
 //                                                   no new events, buffered ones delivered
-//   (unsubscribe_atom, label)                       ends that handler's plain subscription
+//   (unsubscribe_atom, label)                    -> bool; ends that handler's plain subscription
 //   (drain_atom)                                 -> drain_progress of that drain
 //   (status_atom)                                -> connection_status
 //   (status_atom, listener)                         listener gets the current

@@ -432,11 +432,16 @@ caf::result<bool> remove_handler(supervisor_self* self, const std::string& label
   auto h = std::move(i->second);
   s.handlers.erase(i);
   retire(self, h, false);
-  if (!h.reg.subject.empty())
-    self->send(s.connection, unsubscribe_atom::value, label);
   self->send_exit(h.actor, caf::exit_reason::user_shutdown);
   s.spec.log->info("handler {} removed", label);
-  return true;
+  if (h.reg.subject.empty() || !s.connection)
+    return true;
+  // Answered once cnats has dropped the subscription: nothing arrives after.
+  auto rp = self->make_response_promise<bool>();
+  self->request(s.connection, 10s, unsubscribe_atom::value, label)
+    .then([rp](bool) mutable { rp.deliver(true); },
+          [rp](caf::error&) mutable { rp.deliver(true); });
+  return rp;
 }
 
 // -- group restart notices -----------------------------------------------------

@@ -339,7 +339,7 @@ TEST_CASE("nats.servers needs at least one non-empty string", "[config][nats]") 
   CHECK(c.nats.servers == std::vector<std::string>{"nats://a:4222"});
 }
 
-TEST_CASE("optional nats strings must be strings; null means absent", "[config][nats]") {
+TEST_CASE("optional nats strings must be strings, null means absent", "[config][nats]") {
   for (const char* key : {"user", "password", "token", "tls_cert", "tls_key", "tls_ca"}) {
     INFO(key);
     std::string field = std::string("nats.") + key;
@@ -433,7 +433,7 @@ TEST_CASE("channel domain and channel are trimmed non-empty strings", "[config][
   CHECK(c.channels[0].channel == "lounge");
 }
 
-TEST_CASE("service must be an object; null means absent", "[config][service]") {
+TEST_CASE("service must be an object, null means absent", "[config][service]") {
   check_error(with("/service", json::array()), "service", "service: must be an object (got array)");
   check_error(with("/service", "my-bot"), "service", "service: must be an object (got string)");
   auto c = parse(with("/service", nullptr));

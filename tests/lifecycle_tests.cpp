@@ -909,7 +909,7 @@ TEST_CASE("group restart notices reach every callback and listener", "[lifecycle
 
 // -- 8. handler crashes -----------------------------------------------------------------------------
 
-TEST_CASE("a crashing plain actor handler goes down without restarts; others go on",
+TEST_CASE("a crashing plain actor handler goes down without restarts, others go on",
           "[lifecycle][supervision]") {
   nats_server server;
   auto cfg = make_config(server.url(), "lc-crash");
