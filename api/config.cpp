@@ -516,4 +516,17 @@ kryten_config load_config(const std::filesystem::path& path) {
   return parse_config(read_file(path));
 }
 
+std::optional<std::string> config_path_from(int argc, const char* const* argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if ((arg == "--config" || arg == "-c") && i + 1 < argc)
+      return std::string{argv[i + 1]};
+    if (arg.rfind("--config=", 0) == 0)
+      return arg.substr(9);
+  }
+  if (const char* env = std::getenv("KRYTEN_CONFIG"); env != nullptr && *env != '\0')
+    return std::string{env};
+  return std::nullopt;
+}
+
 }  // namespace kryten

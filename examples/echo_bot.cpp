@@ -5,26 +5,12 @@
 //
 // Exit codes: 0 after a normal stop (SIGINT/SIGTERM), 1 when NATS cannot be
 // reached or is lost for good, 2 for a bad command line or configuration.
-#include <cstdlib>
 #include <iostream>
 #include <string>
 
 #include <kryten/kryten.hpp>
 
 namespace {
-
-std::optional<std::string> config_path(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if ((arg == "--config" || arg == "-c") && i + 1 < argc)
-      return std::string{argv[i + 1]};
-    if (arg.rfind("--config=", 0) == 0)
-      return arg.substr(9);
-  }
-  if (auto env = std::getenv("KRYTEN_CONFIG"))
-    return std::string{env};
-  return std::nullopt;
-}
 
 std::optional<std::string> unless_empty(const std::string& s) {
   return s.empty() ? std::nullopt : std::optional<std::string>{s};
@@ -45,7 +31,7 @@ void add_handlers(kryten::client& client) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  auto path = config_path(argc, argv);
+  auto path = kryten::config_path_from(argc, argv);
   if (!path) {
     std::cerr << "usage: echo_bot --config FILE\n";
     return 2;

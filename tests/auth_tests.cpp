@@ -23,6 +23,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/sinks/ostream_sink.h>
 
+#include "support/temp_file.hpp"
 #include "support/nats_server.hpp"
 #include "support/process.hpp"
 
@@ -129,29 +130,7 @@ bool says_auth_failed(const std::string& text) {
   return contains(l, "authorization") || contains(l, "authentication");
 }
 
-/// A file in $TMPDIR (or /tmp) holding `text`, removed on destruction.
-class temp_file {
-public:
-  explicit temp_file(const std::string& text) {
-    const char* dir = std::getenv("TMPDIR");
-    std::string tmpl = std::string{(dir != nullptr && *dir != '\0') ? dir : "/tmp"} +
-                       "/kryten-auth-test-XXXXXX.json";
-    int fd = ::mkstemps(tmpl.data(), 5);
-    if (fd < 0) throw std::runtime_error("mkstemps failed for " + tmpl);
-    ::close(fd);
-    path_ = tmpl;
-    std::ofstream out(path_, std::ios::binary | std::ios::trunc);
-    out << text;
-    if (!out) throw std::runtime_error("cannot write " + path_);
-  }
-  ~temp_file() { ::unlink(path_.c_str()); }
-  temp_file(const temp_file&) = delete;
-  temp_file& operator=(const temp_file&) = delete;
-  const std::string& path() const { return path_; }
-
-private:
-  std::string path_;
-};
+using kryten::test::temp_file;
 
 }  // namespace
 

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 
+#include "support/temp_file.hpp"
 #include "kryten/config.hpp"
 
 using Catch::Matchers::Contains;
@@ -77,23 +78,7 @@ private:
 };
 
 // A file under the temp directory, removed at scope end.
-class temp_file {
-public:
-  explicit temp_file(const std::string& content) {
-    path_ = std::filesystem::temp_directory_path() /
-            ("kryten-config-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++) +
-             ".json");
-    std::ofstream(path_) << content;
-  }
-  ~temp_file() { std::filesystem::remove(path_); }
-  temp_file(const temp_file&) = delete;
-  temp_file& operator=(const temp_file&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-
-private:
-  static inline int counter_ = 0;
-  std::filesystem::path path_;
-};
+using kryten::test::temp_file;
 
 }  // namespace
 

@@ -37,6 +37,7 @@
 
 #include "kryten/client.hpp"
 #include "kryten/lifecycle.hpp"
+#include "support/temp_file.hpp"
 #include "support/bot_fixtures.hpp"
 #include "support/timestamps.hpp"
 #include "support/nats_server.hpp"
@@ -180,31 +181,7 @@ long long ms_between(steady::time_point a, steady::time_point b) {
 
 // -- the echo bot as a subprocess -----------------------------------------------------
 
-/// A file in $TMPDIR (or /tmp) holding `text`, removed on destruction.
-class temp_file {
-public:
-  explicit temp_file(const std::string& text) {
-    const char* dir = std::getenv("TMPDIR");
-    std::string tmpl = std::string{(dir != nullptr && *dir != '\0') ? dir : "/tmp"}
-                       + "/kryten-lifecycle-test-XXXXXX.json";
-    int fd = ::mkstemps(tmpl.data(), 5);
-    if (fd < 0)
-      throw std::runtime_error("mkstemps failed for " + tmpl);
-    ::close(fd);
-    path_ = tmpl;
-    std::ofstream out(path_, std::ios::binary | std::ios::trunc);
-    out << text;
-    if (!out)
-      throw std::runtime_error("cannot write " + path_);
-  }
-  ~temp_file() { ::unlink(path_.c_str()); }
-  temp_file(const temp_file&) = delete;
-  temp_file& operator=(const temp_file&) = delete;
-  const std::string& path() const { return path_; }
-
-private:
-  std::string path_;
-};
+using kryten::test::temp_file;
 
 constexpr const char* bot_service = "lc-echo";
 

@@ -110,4 +110,9 @@ kryten_config parse_config(std::string_view json_text);
 /// variable's value; an unset variable is left as written.
 std::string substitute_env(std::string_view text);
 
+/// The config file a service was started with: `--config FILE`, `-c FILE` or
+/// `--config=FILE` on the command line, else $KRYTEN_CONFIG; nothing when
+/// neither is given.
+std::optional<std::string> config_path_from(int argc, const char* const* argv);
+
 }  // namespace kryten

@@ -49,6 +49,19 @@ endif()
 if(NOT EXISTS "${prefix}/include/kryten/kryten.hpp")
   message(FATAL_ERROR "headers not installed: ${prefix}/include/kryten/kryten.hpp missing")
 endif()
+# Detail headers stay private: only include/kryten, nothing of the runtime's own.
+foreach(private clock.hpp uuid.hpp supervisor_actor.hpp)
+  file(GLOB_RECURSE leaked "${prefix}/include/*/${private}")
+  if(leaked)
+    message(FATAL_ERROR "a private header was installed: ${leaked}")
+  endif()
+endforeach()
+# The examples are installed programs (the README's systemd unit runs bin/echo_bot).
+foreach(example echo_bot room_stats_bot embedded_bot)
+  if(NOT EXISTS "${prefix}/bin/${example}")
+    message(FATAL_ERROR "${example} not installed to ${prefix}/bin")
+  endif()
+endforeach()
 
 # Same compiler as the library; a sanitized library (KRYTEN_SANITIZE) needs its
 # runtime linked into the executable too.
