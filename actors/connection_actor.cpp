@@ -2,13 +2,14 @@
 
 #include <algorithm>
 #include <chrono>
-#include <climits>
-#include <unordered_map>
 
 #include <caf/all.hpp>
 #include <nats/nats.h>
 
+#include "actors/event_path.hpp"
 #include "actors/log_limiter.hpp"
+#include "actors/nats_options.hpp"
+#include "actors/reply_router.hpp"
 #include "kryten/errors.hpp"
 #include "kryten/event_decoder.hpp"
 #include "kryten/logging.hpp"
@@ -21,233 +22,9 @@ namespace {
 
 using namespace std::chrono_literals;
 using drop_check_atom = caf::atom_constant<caf::atom("kdropchk")>;
-using reply_atom = caf::atom_constant<caf::atom("kreply")>;
 
 constexpr auto drop_check_interval = 1s;
 constexpr std::int64_t flush_timeout_ms = 5000;
-
-int clamp_limit(std::int64_t v) {
-  return v < 0 ? -1 : static_cast<int>(std::min<std::int64_t>(v, INT_MAX));
-}
-
-std::string nats_error_text(natsStatus s) {
-  natsStatus last = NATS_OK;
-  const char* detail = nats_GetLastError(&last);
-  std::string text = natsStatus_GetText(s);
-  if (detail != nullptr && *detail != '\0' && text != detail)
-    text += std::string{" ("} + detail + ")";
-  return text;
-}
-
-std::string connected_url(natsConnection* nc) {
-  char buf[256] = {0};
-  if (nc == nullptr || natsConnection_GetConnectedUrl(nc, buf, sizeof(buf)) != NATS_OK)
-    return {};
-  return redact_url(buf);
-}
-
-// -- event subscriptions: run on the subscription's cnats delivery thread ------
-
-/// Everything one channel's subscription needs on its delivery thread. Owned
-/// by cnats once subscribed: freed by the subscription's on-complete callback,
-/// after the last message callback has returned.
-struct event_subscription {
-  std::string subject;
-  std::shared_ptr<handler_registry> registry;
-  std::shared_ptr<subscription_stats> stats;
-  std::shared_ptr<spdlog::logger> log;
-  event_decoder decoder;
-  log_limiter limiter;
-  std::string lowercase_name;  // reused buffer
-  std::vector<const handler_route*> matched;
-  // The routes this thread uses; to_wake points into them, so they are
-  // renewed only after those wake-ups went out.
-  handler_registry::snapshot routes;
-  // Handlers with events not yet woken for: woken when cnats has no more pending.
-  std::vector<const handler_route*> to_wake;
-
-  /// Takes the registry's newest routes if they changed.
-  void refresh_routes();
-
-  void handle(const char* subj, std::string_view body, bool more_coming);
-  void wake_all();
-  void report_bad(decode_error err, const char* subj, std::size_t size);
-  void report_drop(const handler_route& route);
-};
-
-void event_subscription::wake_all() {
-  for (auto* route : to_wake)
-    wake(*route);
-  to_wake.clear();
-}
-
-void event_subscription::refresh_routes() {
-  if (routes.routes && registry->version() == routes.version)
-    return;
-  wake_all();
-  routes = registry->current();
-}
-
-void event_subscription::handle(const char* subj, std::string_view body, bool more_coming) {
-  auto arrived = steady_ns();
-  bump(stats->received);
-  stats->last_event_unix_ns.store(unix_ns(), std::memory_order_relaxed);
-  event_envelope env;
-  if (auto err = decoder.decode_envelope(body, env); err != decode_error::none) {
-    bump(stats->decode_errors[static_cast<std::size_t>(err)]);
-    report_bad(err, subj, body.size());
-    return;
-  }
-  lowercase_name.assign(env.event_name);
-  for (auto& c : lowercase_name)
-    if (c >= 'A' && c <= 'Z')
-      c = static_cast<char>(c - 'A' + 'a');
-  matched.clear();
-  refresh_routes();
-  for (auto& route : *routes.routes)
-    if (route.matches(lowercase_name, env.channel, env.domain))
-      matched.push_back(&route);
-  if (matched.empty()) {
-    bump(stats->unmatched);
-    return;
-  }
-  env.subject = subj;
-  env.received_ns = arrived;
-  auto typed = decoder.to_typed(std::move(env));
-  auto msg = std::visit([](auto& x) { return caf::make_message(std::move(x)); }, typed);
-  for (auto* route : matched) {
-    bool later = false;
-    if (!offer(*route, msg, more_coming ? &later : nullptr))
-      report_drop(*route);
-    if (later && std::find(to_wake.begin(), to_wake.end(), route) == to_wake.end())
-      to_wake.push_back(route);
-  }
-}
-
-void event_subscription::report_bad(decode_error err, const char* subj, std::size_t size) {
-  std::uint64_t suppressed = 0;
-  if (limiter.admit(to_string(err), suppressed))
-    log->warn("skipped bad message on {} [{}], {} bytes{}", subj, to_string(err), size,
-              suppressed ? fmt::format(" ({} more like it suppressed)", suppressed) : "");
-}
-
-void event_subscription::report_drop(const handler_route& route) {
-  std::uint64_t suppressed = 0;
-  if (limiter.admit("drop:" + route.label, suppressed))
-    log->warn("handler {} is {} events behind (its queue limit): event dropped{}", route.label,
-              route.capacity,
-              suppressed ? fmt::format(" ({} more dropped since)", suppressed) : "");
-}
-
-/// Whether cnats holds more messages for `sub` right now (its next callback
-/// follows at once).
-bool more_pending(natsSubscription* sub) {
-  int msgs = 0;
-  int bytes = 0;
-  return natsSubscription_GetPending(sub, &msgs, &bytes) == NATS_OK && msgs > 0;
-}
-
-void on_event_msg(natsConnection*, natsSubscription* nsub, natsMsg* msg, void* closure) {
-  auto* sub = static_cast<event_subscription*>(closure);
-  bool more = more_pending(nsub);  // then the next callback wakes the handlers
-  sub->handle(natsMsg_GetSubject(msg),
-              std::string_view{natsMsg_GetData(msg),
-                               static_cast<std::size_t>(natsMsg_GetDataLength(msg))},
-              more);
-  if (!more)
-    sub->wake_all();
-  natsMsg_Destroy(msg);
-}
-
-template <class T>
-void delete_closure(void* closure) {
-  delete static_cast<T*>(closure);
-}
-
-/// After the subscription's last message callback: events it left for a
-/// later wake-up (it was closed with more pending) are woken for now.
-void complete_event_subscription(void* closure) {
-  auto* sub = static_cast<event_subscription*>(closure);
-  sub->wake_all();
-  delete sub;
-}
-
-// -- plain subscriptions and request replies -------------------------------------
-
-struct plain_subscription {
-  handler_route route;
-};
-
-void on_plain_msg(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
-  auto* sub = static_cast<plain_subscription*>(closure);
-  auto reply = natsMsg_GetReply(msg);
-  bus_message m{natsMsg_GetSubject(msg),
-                std::string{natsMsg_GetData(msg),
-                            static_cast<std::size_t>(natsMsg_GetDataLength(msg))},
-                reply ? reply : ""};
-  natsMsg_Destroy(msg);
-  offer(sub->route, caf::make_message(std::move(m)));
-}
-
-struct reply_inbox {
-  caf::actor owner;
-  std::size_t prefix_len;  // "_INBOX.xxx." : the token follows
-};
-
-void on_reply_msg(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
-  auto* inbox = static_cast<reply_inbox*>(closure);
-  std::string_view subject = natsMsg_GetSubject(msg);
-  auto token = std::strtoull(std::string{subject.substr(inbox->prefix_len)}.c_str(), nullptr, 10);
-  bool no_responders = natsMsg_IsNoResponders(msg);
-  std::string data{natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg))};
-  natsMsg_Destroy(msg);
-  caf::anon_send(inbox->owner, reply_atom::value, static_cast<std::uint64_t>(token),
-                 std::move(data), no_responders);
-}
-
-// -- connection-level callbacks: cnats' callback thread ---------------------------
-
-struct connection_events {
-  caf::actor owner;
-  std::shared_ptr<connection_stats> stats;
-  std::shared_ptr<spdlog::logger> log;
-  log_limiter limiter;
-};
-
-void send_status(void* closure, connection_state state, natsConnection* nc, std::string reason) {
-  auto* ev = static_cast<connection_events*>(closure);
-  connection_status st{state, connected_url(nc), std::move(reason), unix_ns()};
-  caf::anon_send(ev->owner, nats_event_atom::value, std::move(st));
-}
-
-void on_disconnected(natsConnection* nc, void* closure) {
-  send_status(closure, connection_state::disconnected, nc, "Connection lost");
-}
-
-void on_reconnected(natsConnection* nc, void* closure) {
-  send_status(closure, connection_state::connected, nc, "");
-}
-
-void on_closed(natsConnection* nc, void* closure) {
-  send_status(closure, connection_state::closed, nc, "Connection closed");
-  delete static_cast<connection_events*>(closure);  // the last callback cnats makes
-}
-
-void on_async_error(natsConnection*, natsSubscription* sub, natsStatus err, void* closure) {
-  auto* ev = static_cast<connection_events*>(closure);
-  auto subject = sub ? natsSubscription_GetSubject(sub) : nullptr;
-  std::string where = subject ? subject : "connection";
-  if (err == NATS_SLOW_CONSUMER)
-    bump(ev->stats->slow_consumer_errors);
-  else
-    bump(ev->stats->nats_errors);
-  std::uint64_t suppressed = 0;
-  if (ev->limiter.admit(std::string{natsStatus_GetText(err)} + where, suppressed))
-    ev->log->error("NATS error on {}: {}{}", where, natsStatus_GetText(err),
-                   suppressed ? fmt::format(" ({} more suppressed)", suppressed) : "");
-}
-
-// -- the actor --------------------------------------------------------------------
 
 struct subscription_handle {
   natsSubscription* sub = nullptr;
@@ -303,9 +80,7 @@ struct connection_actor_state {
   connection_spec spec;
   nats_session nats;
   connection_status status;
-  std::string inbox_prefix;
-  std::uint64_t next_token = 1;
-  std::unordered_map<std::uint64_t, caf::response_promise> pending_requests;
+  reply_router requests;
   log_limiter limiter;
   bool drop_checks_running = false;
   std::vector<caf::actor> listeners;  // get every connection_status
@@ -341,80 +116,6 @@ void set_status(connection_self* self, connection_status st) {
     s.spec.on_status(s.status);
   for (auto& listener : s.listeners)
     self->send(listener, s.status);
-}
-
-natsStatus apply_auth_and_tls(natsOptions* opts, const nats_config& n) {
-  natsStatus s = NATS_OK;
-  if (n.user)
-    s = natsOptions_SetUserInfo(opts, n.user->c_str(), n.password ? n.password->c_str() : "");
-  if (s == NATS_OK && n.token)
-    s = natsOptions_SetToken(opts, n.token->c_str());
-  bool tls = n.tls_ca || n.tls_cert;
-  if (s == NATS_OK && tls)
-    s = natsOptions_SetSecure(opts, true);
-  if (s == NATS_OK && n.tls_ca)
-    s = natsOptions_LoadCATrustedCertificates(opts, n.tls_ca->c_str());
-  if (s == NATS_OK && n.tls_cert)
-    s = natsOptions_LoadCertificatesChain(opts, n.tls_cert->c_str(),
-                                          n.tls_key ? n.tls_key->c_str() : nullptr);
-  return s;
-}
-
-natsStatus make_options(const connection_spec& spec, connection_events* events,
-                        natsOptions** out) {
-  auto& n = spec.nats;
-  std::vector<const char*> servers;
-  for (auto& url : n.servers)
-    servers.push_back(url.c_str());
-  natsOptions* opts = nullptr;
-  natsStatus s = natsOptions_Create(&opts);
-  auto ms = [](double seconds) { return static_cast<int64_t>(seconds * 1000.0); };
-  if (s == NATS_OK)
-    s = natsOptions_SetServers(opts, servers.data(), static_cast<int>(servers.size()));
-  if (s == NATS_OK)
-    s = natsOptions_SetNoRandomize(opts, true);
-  if (s == NATS_OK)
-    s = natsOptions_SetName(opts, spec.client_name.c_str());
-  if (s == NATS_OK)
-    s = natsOptions_SetTimeout(opts, std::max<int64_t>(1, ms(n.connect_timeout)));
-  if (s == NATS_OK)
-    s = natsOptions_SetAllowReconnect(opts, true);
-  if (s == NATS_OK)
-    s = natsOptions_SetReconnectWait(opts, ms(n.reconnect_time_wait));
-  if (s == NATS_OK)
-    s = natsOptions_SetMaxReconnect(opts, n.max_reconnect_attempts);
-  if (s == NATS_OK)
-    s = natsOptions_SetPingInterval(opts, std::max<int64_t>(1, ms(n.ping_interval)));
-  // Publishes (commands, replies, lifecycle events) go out at once instead of
-  // waiting for cnats' flusher: measured, that wait added about 1 ms to every
-  // !ping reply; the cost is a write per publish, and a bot publishes far
-  // less than it receives.
-  if (s == NATS_OK)
-    s = natsOptions_SetSendAsap(opts, true);
-  if (s == NATS_OK && n.pending_msgs_limit > 0)
-    s = natsOptions_SetMaxPendingMsgs(opts, clamp_limit(n.pending_msgs_limit));
-  if (s == NATS_OK)
-    s = apply_auth_and_tls(opts, n);
-  if (s == NATS_OK)
-    s = natsOptions_SetErrorHandler(opts, on_async_error, events);
-  if (s == NATS_OK)
-    s = natsOptions_SetDisconnectedCB(opts, on_disconnected, events);
-  if (s == NATS_OK)
-    s = natsOptions_SetReconnectedCB(opts, on_reconnected, events);
-  if (s == NATS_OK)
-    s = natsOptions_SetClosedCB(opts, on_closed, events);
-  if (s != NATS_OK) {
-    natsOptions_Destroy(opts);
-    return s;
-  }
-  *out = opts;
-  return NATS_OK;
-}
-
-/// Raises cnats' pending limits (65,536 messages by default, then silent drops).
-natsStatus raise_limits(natsSubscription* sub, const nats_config& n) {
-  return natsSubscription_SetPendingLimits(sub, clamp_limit(n.pending_msgs_limit),
-                                           clamp_limit(n.pending_bytes_limit));
 }
 
 std::string subscribe_channel(connection_self* self, const channel_config& ch,
@@ -467,7 +168,7 @@ std::string connect(connection_self* self) {
   auto* events = new connection_events{caf::actor_cast<caf::actor>(self), s.spec.stats,
                                        s.spec.log, log_limiter{}};
   natsOptions* opts = nullptr;
-  natsStatus st = make_options(s.spec, events, &opts);
+  natsStatus st = make_options(s.spec.nats, s.spec.client_name, events, &opts);
   if (st == NATS_OK) {
     st = natsConnection_Connect(&s.nats.conn, opts);
     natsOptions_Destroy(opts);
@@ -519,56 +220,22 @@ bool publish(connection_self* self, const std::string& subject, const std::strin
   return false;
 }
 
-std::string ensure_inbox(connection_self* self) {
-  auto& s = self->state;
-  if (s.nats.inbox_sub != nullptr)
-    return {};
-  natsInbox* inbox = nullptr;
-  if (auto st = natsInbox_Create(&inbox); st != NATS_OK)
-    return nats_error_text(st);
-  s.inbox_prefix = std::string{inbox} + ".";
-  natsInbox_Destroy(inbox);
-  auto ctx = std::make_unique<reply_inbox>(
-    reply_inbox{caf::actor_cast<caf::actor>(self), s.inbox_prefix.size()});
-  auto wildcard = s.inbox_prefix + "*";
-  auto st = natsConnection_Subscribe(&s.nats.inbox_sub, s.nats.conn, wildcard.c_str(), on_reply_msg,
-                                     ctx.get());
-  if (st == NATS_OK)
-    st = natsSubscription_SetOnCompleteCB(s.nats.inbox_sub, delete_closure<reply_inbox>, ctx.get());
-  if (st != NATS_OK) {
-    if (s.nats.inbox_sub != nullptr)
-      natsSubscription_Destroy(s.nats.inbox_sub);
-    s.nats.inbox_sub = nullptr;
-    return nats_error_text(st);
-  }
-  ctx.release();
-  return {};
-}
-
 caf::result<std::string> request(connection_self* self, const std::string& subject,
                                  const std::string& data, std::int64_t timeout_ms) {
   auto& s = self->state;
   if (s.nats.conn == nullptr)
     return make_error(error_code::not_connected, "not connected to NATS");
-  if (auto err = ensure_inbox(self); !err.empty())
+  if (auto err = s.requests.open(s.nats.conn, caf::actor_cast<caf::actor>(self),
+                                 &s.nats.inbox_sub);
+      !err.empty())
     return make_error(error_code::not_connected, "cannot create reply inbox: " + err);
-  auto token = s.next_token++;
-  auto reply = s.inbox_prefix + std::to_string(token);
-  s.pending_requests.emplace(token, self->make_response_promise());
+  auto promise = self->make_response_promise();
+  auto [token, reply] = s.requests.add(promise);
   publish(self, subject, data, reply.c_str());
   self->delayed_send(self, std::chrono::milliseconds(timeout_ms), timeout_atom::value, token,
                      "no reply from " + subject + " within " + std::to_string(timeout_ms)
                        + " ms");
-  return s.pending_requests[token];
-}
-
-void finish_request(connection_self* self, std::uint64_t token, caf::message result) {
-  auto& pending = self->state.pending_requests;
-  auto i = pending.find(token);
-  if (i == pending.end())
-    return;  // answered already, or timed out
-  i->second.deliver(std::move(result));
-  pending.erase(i);
+  return promise;
 }
 
 /// With `confirm`, waits until the server has this (and every earlier)
@@ -619,9 +286,7 @@ void close_connection(connection_self* self, const std::string& reason) {
   auto& s = self->state;
   if (s.nats.conn == nullptr)
     return;
-  for (auto& [token, promise] : s.pending_requests)
-    promise.deliver(make_error(error_code::not_connected, "connection closed"));
-  s.pending_requests.clear();
+  s.requests.fail_all(make_error(error_code::not_connected, "connection closed"));
   s.nats.close(true);
   set_status(self, {connection_state::closed, "", reason, unix_ns()});
 }
@@ -687,13 +352,14 @@ caf::behavior connection_actor(connection_self* self, connection_spec spec) {
            std::int64_t timeout_ms) { return request(self, subject, data, timeout_ms); },
     [self](reply_atom, std::uint64_t token, std::string& data, bool no_responders) {
       if (no_responders)
-        finish_request(self, token,
-                       caf::make_message(make_error(error_code::no_responders, "no responders")));
+        self->state.requests.finish(
+          token, caf::make_message(make_error(error_code::no_responders, "no responders")));
       else
-        finish_request(self, token, caf::make_message(std::move(data)));
+        self->state.requests.finish(token, caf::make_message(std::move(data)));
     },
     [self](timeout_atom, std::uint64_t token, std::string& what) {
-      finish_request(self, token, caf::make_message(make_error(error_code::timeout, std::move(what))));
+      self->state.requests.finish(
+        token, caf::make_message(make_error(error_code::timeout, std::move(what))));
     },
     [self](subscribe_atom, const std::string& subject, const std::string& queue,
            handler_route& route, bool confirm) -> std::string {

@@ -1,6 +1,8 @@
 // The connection actor: owns the cnats connection, every subscription and
 // every publish. cnats callbacks run on cnats threads and only decode and
-// forward typed messages; no user code runs there.
+// forward typed messages; no user code runs there. Its parts: the event hot
+// path (event_path.hpp), cnats options and connection callbacks
+// (nats_options.hpp), request/reply (reply_router.hpp).
 //
 // Protocol (all replies are to requests):
 //   (connect_atom)                               -> std::string error ("" = connected)
