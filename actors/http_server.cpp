@@ -5,8 +5,6 @@
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
-#include <deque>
-#include <future>
 #include <mutex>
 #include <set>
 #include <stdexcept>
@@ -32,10 +30,8 @@ using clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 using namespace std::chrono_literals;
 
-// Margin between the deadline a callback gets and when the probe gives up on it.
+// What is left of the budget after a callback's deadline: writing the answer.
 constexpr milliseconds margin = 30ms;
-// How often a waiting request looks at whether the server is stopping.
-constexpr milliseconds poll_slice = 20ms;
 
 // When the connection the current worker thread serves was accepted.
 thread_local clock::time_point t_accepted{};
@@ -67,102 +63,9 @@ public:
   socket_t listening_socket() const { return svr_sock_; }
 };
 
-/// One callback run: skipped if the request gave up before it started.
-struct job {
-  std::function<void()> run;
-  std::atomic<bool> abandoned{false};
-};
-
-/// A fixed pool that runs the runtime callbacks, so that a request can stop
-/// waiting for one. Its state is shared with its threads: a thread stuck in
-/// a callback at shutdown can be left behind safely.
-class callback_runner {
-public:
-  callback_runner(std::size_t threads, std::size_t max_pending)
-    : st_(std::make_shared<state>()), max_pending_(std::max<std::size_t>(max_pending, 1)) {
-    threads = std::max<std::size_t>(threads, 1);
-    st_->alive = threads;
-    for (std::size_t i = 0; i < threads; ++i)
-      threads_.emplace_back([st = st_] { work(st); });
-  }
-
-  ~callback_runner() { shutdown(1s); }
-
-  callback_runner(const callback_runner&) = delete;
-  callback_runner& operator=(const callback_runner&) = delete;
-
-  /// false: stopped, or too many waiting.
-  bool submit(std::shared_ptr<job> j) {
-    {
-      std::lock_guard<std::mutex> lk(st_->m);
-      if (st_->stop || st_->queue.size() >= max_pending_)
-        return false;
-      st_->queue.push_back(std::move(j));
-    }
-    st_->work.notify_one();
-    return true;
-  }
-
-  /// Drops waiting jobs and joins the threads; a thread still in a callback
-  /// after `grace` is detached. Returns false then.
-  bool shutdown(milliseconds grace) {
-    if (threads_.empty())
-      return true;
-    std::unique_lock<std::mutex> lk(st_->m);
-    st_->stop = true;
-    auto dropped = std::move(st_->queue);
-    st_->queue.clear();
-    st_->work.notify_all();
-    bool all = st_->exited.wait_for(lk, grace, [&] { return st_->alive == 0; });
-    lk.unlock();
-    dropped.clear();  // breaks their promises: nobody waits any more
-    for (auto& t : threads_) {
-      if (all)
-        t.join();
-      else
-        t.detach();
-    }
-    threads_.clear();
-    return all;
-  }
-
-private:
-  struct state {
-    std::mutex m;
-    std::condition_variable work;
-    std::condition_variable exited;
-    std::deque<std::shared_ptr<job>> queue;
-    bool stop = false;
-    std::size_t alive = 0;
-  };
-
-  static void work(std::shared_ptr<state> st) {
-    for (;;) {
-      std::shared_ptr<job> j;
-      {
-        std::unique_lock<std::mutex> lk(st->m);
-        st->work.wait(lk, [&] { return st->stop || !st->queue.empty(); });
-        if (st->stop)
-          break;
-        j = std::move(st->queue.front());
-        st->queue.pop_front();
-      }
-      if (!j->abandoned.load())
-        j->run();  // a packaged_task: exceptions go to the waiter
-    }
-    std::lock_guard<std::mutex> lk(st->m);
-    --st->alive;
-    st->exited.notify_all();
-  }
-
-  std::shared_ptr<state> st_;
-  std::size_t max_pending_;
-  std::vector<std::thread> threads_;
-};
-
 enum class route { none, health, livez, readyz, metrics };
 
-enum class answer { ok, late, busy, failed };
+enum class answer { ok, late, failed };
 
 template <typename R>
 struct outcome {
@@ -171,9 +74,8 @@ struct outcome {
   std::string error;       // when failed
 };
 
-std::string unanswered(answer kind) {
-  return kind == answer::busy ? "probe busy: too many requests waiting for the runtime"
-                              : "runtime did not answer in time";
+std::string unanswered(answer) {
+  return "runtime did not answer in time";
 }
 
 const char* const allowed_methods = "GET, HEAD";
@@ -211,8 +113,7 @@ struct http_server::impl {
       log(log_ ? std::move(log_)
                : std::make_shared<spdlog::logger>("kryten.http",
                                                   std::make_shared<spdlog::sinks::null_sink_mt>())),
-      limits(limits_),
-      runner(limits.callback_threads, limits.max_pending) {
+      limits(limits_) {
     limits.threads = std::max<std::size_t>(limits.threads, 1);
     std::set<std::string> paths;
     auto add = [&](const std::string& p) {
@@ -413,62 +314,48 @@ struct http_server::impl {
     res.set_content(std::move(**o.value), metrics_content_type);
   }
 
-  /// Runs a callback on the runner with a deadline; gives up at `until`.
+  /// Runs a callback on this server thread with a deadline (what is left
+  /// of the request's budget, at most limits.deadline). The runtime's
+  /// callbacks are CAF requests with that timeout: they return by then, and
+  /// an empty answer means the runtime did not answer in time.
   template <typename R>
   outcome<R> ask(std::function<R(milliseconds)> probe_callbacks::*member, clock::time_point until) {
     outcome<R> o;
-    if (!((*cbs).*member)) {
+    auto& callback = (*cbs).*member;
+    if (!callback) {
       o.kind = answer::failed;
       o.error = "no callback for this probe";
       return o;
     }
-    auto now = clock::now();
-    auto left = std::chrono::duration_cast<milliseconds>(until - now) - margin;
+    auto left = std::chrono::duration_cast<milliseconds>(until - clock::now()) - margin;
     if (left < 10ms) {
       note("late", "HTTP probe: request waited too long before it could be served");
       return o;  // late
     }
     auto deadline = std::min(limits.deadline, left);
-    auto task = std::make_shared<std::packaged_task<R()>>(
-      [cbs = cbs, member, deadline] { return ((*cbs).*member)(deadline); });
-    auto result = task->get_future();
-    auto j = std::make_shared<job>();
-    j->run = [task] { (*task)(); };
-    if (!runner.submit(j)) {
-      o.kind = answer::busy;
-      note("busy", "HTTP probe: too many requests waiting for the runtime");
-      return o;
+    try {
+      o.value = callback(deadline);
+      o.kind = answer::ok;
+      if (!answered(*o.value))
+        note("late", "HTTP probe: the runtime did not answer within "
+                       + std::to_string(deadline.count()) + " ms");
+    } catch (const std::exception& e) {
+      o.kind = answer::failed;
+      o.error = e.what();
+      note("failed", std::string("HTTP probe callback failed: ") + e.what());
+    } catch (...) {
+      o.kind = answer::failed;
+      o.error = "unknown exception";
+      note("failed", "HTTP probe callback failed: unknown exception");
     }
-    auto give_up = std::min(until, now + deadline + margin);
-    for (;;) {
-      auto now2 = clock::now();
-      auto slice = std::min<clock::duration>(poll_slice, give_up - now2);
-      if (slice > clock::duration::zero() &&
-          result.wait_for(slice) != std::future_status::ready && !stopping.load())
-        continue;
-      if (result.wait_for(0s) != std::future_status::ready) {
-        j->abandoned = true;
-        note("late", "HTTP probe: the runtime did not answer within " +
-                       std::to_string(deadline.count()) + " ms");
-        return o;  // late
-      }
-      try {
-        o.value = result.get();
-        o.kind = answer::ok;
-      } catch (const std::future_error&) {
-        // dropped at shutdown: late
-      } catch (const std::exception& e) {
-        o.kind = answer::failed;
-        o.error = e.what();
-        note("failed", std::string("HTTP probe callback failed: ") + e.what());
-      } catch (...) {
-        o.kind = answer::failed;
-        o.error = "unknown exception";
-        note("failed", "HTTP probe callback failed: unknown exception");
-      }
-      return o;
-    }
+    return o;
   }
+
+  template <typename T>
+  static bool answered(const std::optional<T>& x) {
+    return x.has_value();
+  }
+  static bool answered(bool alive) { return alive; }
 
   /// A warning, at most one line per kind per interval.
   void note(const std::string& kind, const std::string& message) {
@@ -541,9 +428,6 @@ struct http_server::impl {
     lk.unlock();
     if (listener.joinable())
       listener.join();  // the workers return within ~1 s: every wait in them is bounded
-    if (!runner.shutdown(1s))
-      log->error("HTTP probe stopped with a runtime callback still running; its thread is "
-                 "left behind");
     log->info("HTTP probe on {}:{} stopped", host, port);
   }
 
@@ -553,7 +437,6 @@ struct http_server::impl {
   std::shared_ptr<const probe_callbacks> cbs;
   std::shared_ptr<spdlog::logger> log;
   probe_limits limits;
-  callback_runner runner;
   server svr;
   std::atomic<bool> stopping{false};
 

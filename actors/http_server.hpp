@@ -5,10 +5,12 @@
 // - A fixed pool of `threads` serves connections, one request each (no
 //   keep-alive: an idle connection cannot hold a worker for long); read and
 //   write timeouts are 1 s; request bodies are capped.
-// - The runtime is asked through the callbacks on a separate fixed pool, with
-//   a deadline (at most `deadline`, less if the request already waited). If
-//   the answer is late, or the pool is saturated, the request gets 503 at
-//   once; the late answer is thrown away. A callback that throws gives 500.
+// - The runtime is asked through the callbacks, on the serving thread, with a
+//   deadline (at most `deadline`, less if the request already waited); a
+//   request that waited past its budget for a thread gets 503 at once. A
+//   callback must return by its deadline (the runtime's are CAF requests with
+//   that timeout): an empty answer is 503, one that throws gives 500. What
+//   cpp-httplib does not do is here: the budget, the routes, the answers.
 // - Unknown paths answer 404, methods other than GET and HEAD on a known path
 //   405 (Allow: GET, HEAD).
 #pragma once
@@ -34,8 +36,8 @@ struct probe_routes {
   bool serve_metrics = true;  // metrics_path
 };
 
-/// How the probe asks the runtime. Each gets the time it may take; a callback
-/// should give up by then (the probe stops waiting then anyway).
+/// How the probe asks the runtime. Each gets the time it may take and must
+/// return by then.
 struct probe_callbacks {
   /// The runtime's health; nullopt: it did not answer in time.
   std::function<std::optional<kryten::health_status>(std::chrono::milliseconds)> health;
@@ -46,9 +48,7 @@ struct probe_callbacks {
 };
 
 struct probe_limits {
-  std::size_t threads = 4;           // connections served at once
-  std::size_t callback_threads = 4;  // callbacks run at once
-  std::size_t max_pending = 16;      // callbacks waiting for a thread; beyond: 503 at once
+  std::size_t threads = 4;  // connections served at once
   // From accepting a connection to answering: leaves 200 ms of the promised
   // 1 s for the network and a loaded machine.
   std::chrono::milliseconds budget{800};
@@ -78,10 +78,8 @@ public:
   /// cannot bind, or if called twice.
   void start();
 
-  /// Stops accepting, answers the requests in progress (503 if they were
-  /// still waiting for the runtime) and joins the threads. Idempotent; waits
-  /// for a callback still running for at most about a second, then leaves its
-  /// thread behind (logged).
+  /// Stops accepting, answers the requests in progress and joins the
+  /// threads (each is back within a callback's deadline). Idempotent.
   void stop();
 
   /// The bound port (after start(); the constructor's port before).
