@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <ostream>
 #include <iterator>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -527,6 +528,22 @@ std::optional<std::string> config_path_from(int argc, const char* const* argv) {
   if (const char* env = std::getenv("KRYTEN_CONFIG"); env != nullptr && *env != '\0')
     return std::string{env};
   return std::nullopt;
+}
+
+std::optional<kryten_config> config_from_command_line(int argc, const char* const* argv,
+                                                      std::ostream& err) {
+  auto path = config_path_from(argc, argv);
+  if (!path) {
+    std::string program = argc > 0 ? std::filesystem::path{argv[0]}.filename().string() : "bot";
+    err << "usage: " << program << " --config FILE (or KRYTEN_CONFIG=FILE)\n";
+    return std::nullopt;
+  }
+  try {
+    return load_config(*path);
+  } catch (const config_error& e) {
+    err << "config error: " << e.what() << "\n";
+    return std::nullopt;
+  }
 }
 
 }  // namespace kryten

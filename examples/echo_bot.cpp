@@ -31,19 +31,10 @@ void add_handlers(kryten::client& client) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  auto path = kryten::config_path_from(argc, argv);
-  if (!path) {
-    std::cerr << "usage: echo_bot --config FILE\n";
+  auto config = kryten::config_from_command_line(argc, argv, std::cerr);
+  if (!config)
     return 2;
-  }
-  kryten::kryten_config config;
-  try {
-    config = kryten::load_config(*path);
-  } catch (const kryten::config_error& e) {
-    std::cerr << "config error: " << e.what() << "\n";
-    return 2;
-  }
-  kryten::client client{config};
+  kryten::client client{*config};
   add_handlers(client);
   try {
     client.connect();

@@ -68,24 +68,15 @@ int wait_for_signal(const sigset_t& set) {
 
 int main(int argc, char** argv) {
   auto signals = block_stop_signals();
-  auto path = kryten::config_path_from(argc, argv);
-  if (!path) {
-    std::cerr << "usage: embedded_bot --config FILE\n";
+  auto config = kryten::config_from_command_line(argc, argv, std::cerr);
+  if (!config)
     return 2;
-  }
-  kryten::kryten_config config;
-  try {
-    config = kryten::load_config(*path);
-  } catch (const kryten::config_error& e) {
-    std::cerr << "config error: " << e.what() << "\n";
-    return 2;
-  }
 
   caf::actor_system_config system_config;
   kryten::add_message_types(system_config);
   caf::actor_system system{system_config};
   {
-    kryten::client client{system, config};
+    kryten::client client{system, *config};
     client.on_actor("chatmsg", kryten::runtime_actor_factory{
                                  [](caf::actor_system& sys, kryten::runtime_actor rt) {
                                    return sys.spawn(pinger, rt);

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <sstream>
 #include <string>
 
 #include "support/temp_file.hpp"
@@ -733,4 +734,26 @@ TEST_CASE("secret values never appear in errors or warnings", "[config][secrets]
   for (const auto& w : c.warnings) CHECK_THAT(w, !Contains("s3cr3t"));
   // An error elsewhere in a config with secrets does not echo them either.
   CHECK_THROWS_WITH(parse(with("/nats/connect_timeout", 0, j)), !Contains("s3cr3t"));
+}
+
+TEST_CASE("config_from_command_line: --config, usage and config errors", "[config]") {
+  std::ostringstream err;
+  const char* none[] = {"my_bot"};
+  ::unsetenv("KRYTEN_CONFIG");
+  CHECK_FALSE(kryten::config_from_command_line(1, none, err));
+  CHECK(err.str().find("usage: my_bot --config FILE") != std::string::npos);
+
+  temp_file bad(R"({"nats":{"servers":[]},"channels":[{"domain":"a","channel":"b"}]})");
+  const char* with_bad[] = {"my_bot", "--config", bad.path().c_str()};
+  err.str("");
+  CHECK_FALSE(kryten::config_from_command_line(3, with_bad, err));
+  CHECK(err.str().find("config error: nats.servers") != std::string::npos);
+
+  temp_file good(R"({"nats":{"servers":["nats://127.0.0.1:4222"]},
+                     "channels":[{"domain":"cytu.be","channel":"lounge"}]})");
+  std::string arg = "--config=" + good.path();
+  const char* with_good[] = {"my_bot", arg.c_str()};
+  auto cfg = kryten::config_from_command_line(2, with_good, err);
+  REQUIRE(cfg);
+  CHECK(cfg->channels.front().channel == "lounge");
 }

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <iosfwd>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -114,5 +115,15 @@ std::string substitute_env(std::string_view text);
 /// `--config=FILE` on the command line, else $KRYTEN_CONFIG; nothing when
 /// neither is given.
 std::optional<std::string> config_path_from(int argc, const char* const* argv);
+
+/// The configuration named on the command line, loaded. When none is named,
+/// or the file is bad, it writes why to `err` ("usage: PROGRAM --config
+/// FILE", or "config error: " and the field) and returns nothing: the
+/// program then exits 2.
+///
+///   auto config = kryten::config_from_command_line(argc, argv, std::cerr);
+///   if (!config) return 2;
+std::optional<kryten_config> config_from_command_line(int argc, const char* const* argv,
+                                                      std::ostream& err);
 
 }  // namespace kryten
