@@ -23,14 +23,17 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/sinks/ostream_sink.h>
 
+#include "support/bot_fixtures.hpp"
 #include "support/temp_file.hpp"
 #include "support/nats_server.hpp"
 #include "support/process.hpp"
+#include "support/text.hpp"
 
 using namespace std::chrono_literals;
 using json = nlohmann::json;
 using kryten::test::bus_client;
 using kryten::test::child_process;
+using kryten::test::contains;
 using kryten::test::nats_server;
 
 namespace {
@@ -41,10 +44,6 @@ constexpr const char* wrong_password = "pw-WRONG-Tt5yHu7";
 constexpr const char* token = "tok-Ae3Rb6Cq9Dx1";
 constexpr const char* wrong_token = "tok-WRONG-Fg4Hj8";
 constexpr const char* chat_subject = "kryten.events.cytube.lounge.chatMsg";
-
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
 
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(),
@@ -73,14 +72,12 @@ json base_config(const std::string& url) {
           {"log_level", "DEBUG"}};
 }
 
+/// A chatMsg RawEvent from a user of rank 0, with neither payload.time nor
+/// payload.meta.
 std::string chat_event(const std::string& who, const std::string& msg) {
-  return json{{"event_name", "chatMsg"},
-              {"payload", {{"user", {{"name", who}, {"rank", 0}}}, {"msg", msg}}},
-              {"channel", "lounge"},
-              {"domain", "cytu.be"},
-              {"timestamp", "2024-01-02T03:04:05.123456Z"},
-              {"correlation_id", "5d0b7b0e-0c2a-4b8e-9a55-6f4f8f0f2a11"}}
-      .dump();
+  return kryten::test::raw_event_json(
+      "chatMsg", {{"user", {{"name", who}, {"rank", 0}}}, {"msg", msg}}, "lounge", "cytu.be",
+      "5d0b7b0e-0c2a-4b8e-9a55-6f4f8f0f2a11", "2024-01-02T03:04:05.123456Z");
 }
 
 /// Connects a client with `cfg`, checks it is connected, publishes a chat

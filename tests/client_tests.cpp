@@ -12,7 +12,6 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cstdlib>
 #include <future>
 #include <map>
 #include <mutex>
@@ -34,10 +33,14 @@
 using namespace std::chrono_literals;
 using json = nlohmann::json;
 using kryten::test::bus_client;
+using kryten::test::chat_event;
 using kryten::test::nats_server;
 using kryten::test::is_iso8601;
 using kryten::test::is_uuid4;
 using kryten::test::latch;
+using kryten::test::lounge_chat;
+using kryten::test::make_config;
+using kryten::test::raw_event_json;
 using kryten::test::recorder;
 using kryten::test::time_of;
 using kryten::test::wait_until;
@@ -45,63 +48,6 @@ using kryten::test::wait_until;
 namespace {
 
 using steady = std::chrono::steady_clock;
-
-/// Quiet by default; KRYTEN_TEST_LOG_LEVEL=DEBUG (or INFO, ...) shows the
-/// clients' logs on stderr.
-std::string test_log_level() {
-  const char* level = std::getenv("KRYTEN_TEST_LOG_LEVEL");
-  return level != nullptr ? level : "CRITICAL";
-}
-
-kryten::kryten_config make_config(const std::string& url, const std::string& service = "test-bot",
-                                  std::vector<kryten::channel_config> channels = {
-                                    {"cytu.be", "lounge"}}) {
-  kryten::kryten_config cfg;
-  cfg.nats.servers = {url};
-  cfg.nats.connect_timeout = 2.0;
-  cfg.nats.reconnect_time_wait = 0.1;
-  cfg.channels = std::move(channels);
-  kryten::service_config svc;
-  svc.name = service;
-  svc.enable_lifecycle = false;
-  svc.enable_heartbeat = false;
-  svc.enable_discovery = false;
-  svc.shutdown_timeout = 5.0;
-  cfg.service = svc;
-  cfg.log_level = test_log_level();
-  return cfg;
-}
-
-/// A RawEvent body as Kryten-Robot publishes it.
-std::string raw_event_json(const std::string& event_name, const json& payload,
-                           const std::string& channel = "lounge",
-                           const std::string& domain = "cytu.be",
-                           const std::string& correlation_id =
-                             "3f2b6c1e-8d4a-4f5b-9c7e-1a2b3c4d5e6f") {
-  return json{{"event_name", event_name},
-              {"payload", payload},
-              {"channel", channel},
-              {"domain", domain},
-              {"timestamp", "2024-01-15T10:30:00.123456+00:00"},
-              {"correlation_id", correlation_id}}
-    .dump();
-}
-
-json chat_payload(const std::string& user, const std::string& msg, int rank = 2) {
-  return {{"user", {{"name", user}, {"rank", rank}}},
-          {"msg", msg},
-          {"time", 1700000000000LL},
-          {"meta", json::object()}};
-}
-
-std::string chat_event(const std::string& user, const std::string& msg,
-                       const std::string& channel = "lounge",
-                       const std::string& domain = "cytu.be") {
-  return raw_event_json("chatMsg", chat_payload(user, msg), channel, domain);
-}
-
-const std::string lounge_chat = "kryten.events.cytube.lounge.chatMsg";
-
 
 }  // namespace
 

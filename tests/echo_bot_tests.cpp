@@ -17,9 +17,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "support/bot_fixtures.hpp"
 #include "support/temp_file.hpp"
+#include "support/timestamps.hpp"
 #include "support/nats_server.hpp"
 #include "support/process.hpp"
+#include "support/text.hpp"
 
 #ifndef KRYTEN_ECHO_BOT
 #error "KRYTEN_ECHO_BOT must name the echo_bot binary"
@@ -29,7 +32,11 @@ using namespace std::chrono_literals;
 using json = nlohmann::json;
 using kryten::test::bus_client;
 using kryten::test::child_process;
+using kryten::test::contains;
+using kryten::test::is_uuid4;
+using kryten::test::line_with;
 using kryten::test::nats_server;
+using kryten::test::time_of;
 
 namespace {
 
@@ -47,59 +54,13 @@ json bot_config(const std::string& url) {
           {"log_level", "INFO"}};
 }
 
-/// A chatMsg RawEvent. `user_object`: payload.user = {name, rank}; otherwise
-/// payload.username (the other shape peers send).
+/// A chatMsg RawEvent from a user of rank 1, with this file's timestamp and
+/// correlation id; `user_object` and `shadow` as kryten::test::chat_payload's.
 std::string chat_event(const std::string& user, const std::string& msg, bool user_object = true,
                        bool shadow = false) {
-  json payload{{"msg", msg}, {"time", 1700000000000LL}};
-  if (user_object)
-    payload["user"] = {{"name", user}, {"rank", 1}};
-  else
-    payload["username"] = user;
-  payload["meta"] = json::object();
-  if (shadow) payload["meta"]["shadow"] = true;
-  return json{{"event_name", "chatMsg"},
-              {"payload", payload},
-              {"channel", "lounge"},
-              {"domain", "cytu.be"},
-              {"timestamp", "2024-01-02T03:04:05.123456Z"},
-              {"correlation_id", "0b6f7a4e-3f0e-4a53-9a38-4b1d2f0c9e11"}}
-      .dump();
-}
-
-/// xxxxxxxx-xxxx-4xxx-Nxxx-xxxxxxxxxxxx, lowercase hex, N one of 8 9 a b.
-bool is_uuid4(const std::string& s) {
-  if (s.size() != 36) return false;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (i == 8 || i == 13 || i == 18 || i == 23) {
-      if (c != '-') return false;
-    } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
-      return false;
-    }
-  }
-  return s[14] == '4' && (s[19] == '8' || s[19] == '9' || s[19] == 'a' || s[19] == 'b');
-}
-
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
-/// The first line of `text` that contains `needle`, or "" if none does.
-std::string line_with(const std::string& text, const std::string& needle) {
-  auto at = text.find(needle);
-  if (at == std::string::npos) return {};
-  auto begin = text.rfind('\n', at);
-  begin = begin == std::string::npos ? 0 : begin + 1;
-  return text.substr(begin, text.find('\n', at) - begin);
-}
-
-template <typename F>
-std::chrono::milliseconds time_of(F&& f) {
-  auto start = std::chrono::steady_clock::now();
-  f();
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                               start);
+  return kryten::test::raw_event_json(
+      "chatMsg", kryten::test::chat_payload(user, msg, 1, user_object, shadow), "lounge",
+      "cytu.be", "0b6f7a4e-3f0e-4a53-9a38-4b1d2f0c9e11", "2024-01-02T03:04:05.123456Z");
 }
 
 /// A nats-server, an observer on the robot's command subject, and the echo

@@ -8,12 +8,9 @@
 // the subject of a test.
 #include <catch2/catch.hpp>
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <csignal>
-#include <cstdio>
 #include <fstream>
 #include <future>
 #include <optional>
@@ -31,6 +28,8 @@
 #include "support/nats_server.hpp"
 #include "support/timestamps.hpp"
 #include "support/process.hpp"
+#include "support/temp_file.hpp"
+#include "support/text.hpp"
 
 #ifndef KRYTEN_ISOLATION_BOT
 #error "KRYTEN_ISOLATION_BOT must name the isolation_bot binary"
@@ -42,11 +41,13 @@ using kryten::test::bus_client;
 using kryten::test::capture_sink;
 using kryten::test::chat_event;
 using kryten::test::child_process;
+using kryten::test::contains;
 using kryten::test::latch;
 using kryten::test::lounge_chat;
 using kryten::test::make_config;
 using kryten::test::nats_server;
 using kryten::test::recorder;
+using kryten::test::temp_file;
 using kryten::test::time_of;
 using kryten::test::wait_until;
 
@@ -57,24 +58,6 @@ using steady = std::chrono::steady_clock;
 std::size_t scheduler_threads() {
   return std::max(2u, std::thread::hardware_concurrency());
 }
-
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
-
-/// A config file for a child process, removed by the destructor.
-struct config_file {
-  std::string path;
-  explicit config_file(const json& cfg) {
-    char tmpl[] = "/tmp/kryten-isolation-XXXXXX";
-    int fd = mkstemp(tmpl);
-    REQUIRE(fd >= 0);
-    close(fd);
-    path = tmpl;
-    std::ofstream{path} << cfg.dump();
-  }
-  ~config_file() { std::remove(path.c_str()); }
-};
 
 json bot_config(const nats_server& server, const std::string& service, json service_extra) {
   json svc{{"name", service}, {"version", "1.0.0"}};
@@ -130,11 +113,12 @@ TEST_CASE("blocked handlers (2 x scheduler threads) stall nothing but themselves
   const std::string svc = "iso-block";
   bus.subscribe("kryten.lifecycle." + svc + ".>");
   bus.subscribe("kryten.robot.command");
-  config_file cfg{bot_config(server, svc, {{"heartbeat_interval", 5}, {"shutdown_timeout", 3},
+  temp_file cfg{bot_config(server, svc, {{"heartbeat_interval", 5}, {"shutdown_timeout", 3},
                                            {"health_port", kryten::test::free_port()},
-                                           {"health_host", "127.0.0.1"}})};
+                                           {"health_host", "127.0.0.1"}})
+                  .dump()};
   auto blockers = std::to_string(2 * scheduler_threads());
-  child_process bot{{KRYTEN_ISOLATION_BOT, "--config", cfg.path, "--block", blockers,
+  child_process bot{{KRYTEN_ISOLATION_BOT, "--config", cfg.path(), "--block", blockers,
                      "--block-seconds", "20"}};
   REQUIRE(bus.wait_for("kryten.lifecycle." + svc + ".startup", 10s));
   INFO("bot stderr:\n" << bot.stderr_text());
@@ -615,11 +599,11 @@ TEST_CASE("SIGTERM with 50,000 events buffered: each is handled or counted",
   // fast enough: 50,000 x 10 us = 0.5 s of work, 10 s allowed: all handled.
   auto [slow_us, timeout, all_handled] = GENERATE(std::make_tuple(100, 3, false),
                                                   std::make_tuple(10, 10, true));
-  config_file cfg{bot_config(server, svc, {{"shutdown_timeout", timeout}})};
-  auto c = json::parse(std::ifstream{cfg.path});
+  temp_file cfg{bot_config(server, svc, {{"shutdown_timeout", timeout}}).dump()};
+  auto c = json::parse(std::ifstream{cfg.path()});
   c["handler_queue_size"] = 100000;  // room for all: none dropped at the inbox
-  std::ofstream{cfg.path} << c.dump();
-  child_process bot{{KRYTEN_ISOLATION_BOT, "--config", cfg.path, "--slow-us",
+  std::ofstream{cfg.path()} << c.dump();
+  child_process bot{{KRYTEN_ISOLATION_BOT, "--config", cfg.path(), "--slow-us",
                      std::to_string(slow_us)}};
   REQUIRE(bus.wait_for("kryten.lifecycle." + svc + ".startup", 10s));
   const auto body = chat_event("alice", "slow");

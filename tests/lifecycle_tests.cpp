@@ -17,7 +17,6 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
-#include <cstdlib>
 #include <fstream>
 #include <future>
 #include <memory>
@@ -42,6 +41,7 @@
 #include "support/timestamps.hpp"
 #include "support/nats_server.hpp"
 #include "support/process.hpp"
+#include "support/text.hpp"
 
 #ifndef KRYTEN_ECHO_BOT
 #error "KRYTEN_ECHO_BOT must name the echo_bot binary"
@@ -51,6 +51,7 @@ using namespace std::chrono_literals;
 using json = nlohmann::json;
 using kryten::test::bus_client;
 using kryten::test::child_process;
+using kryten::test::contains;
 using kryten::test::nats_server;
 using kryten::test::capture_sink;
 using kryten::test::is_iso8601;
@@ -58,6 +59,10 @@ using kryten::test::is_timestamp;
 using kryten::test::is_uuid4;
 using kryten::test::iso8601_us;
 using kryten::test::latch;
+using kryten::test::line_with;
+using kryten::test::lounge_chat;
+using kryten::test::make_config;
+using kryten::test::raw_event_json;
 using kryten::test::recorder;
 using kryten::test::time_of;
 using kryten::test::wait_until;
@@ -81,48 +86,17 @@ std::string host_name() {
   return buf;
 }
 
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
-/// The first line of `text` that contains `needle`, or "" if none does.
-std::string line_with(const std::string& text, const std::string& needle) {
-  auto at = text.find(needle);
-  if (at == std::string::npos)
-    return {};
-  auto begin = text.rfind('\n', at);
-  begin = begin == std::string::npos ? 0 : begin + 1;
-  return text.substr(begin, text.find('\n', at) - begin);
-}
-
 // -- configuration ------------------------------------------------------------------
-
-/// Quiet by default; KRYTEN_TEST_LOG_LEVEL=DEBUG (or INFO, ...) shows the
-/// clients' logs on stderr.
-std::string test_log_level() {
-  const char* level = std::getenv("KRYTEN_TEST_LOG_LEVEL");
-  return level != nullptr ? level : "CRITICAL";
-}
 
 /// A service built in code: lifecycle and discovery on, heartbeats off (the
 /// tests about them turn them on with a 1 s interval, below the JSON loader's
 /// minimum of 5 s, to stay short).
-kryten::kryten_config make_config(const std::string& url, const std::string& service) {
-  kryten::kryten_config cfg;
-  cfg.nats.servers = {url};
-  cfg.nats.connect_timeout = 2.0;
-  cfg.nats.reconnect_time_wait = 0.1;
-  cfg.channels = {{"cytu.be", "lounge"}};
-  kryten::service_config svc;
-  svc.name = service;
-  svc.version = "1.2.3";
-  svc.enable_lifecycle = true;
-  svc.enable_heartbeat = false;
-  svc.heartbeat_interval = 1;
-  svc.enable_discovery = true;
-  svc.shutdown_timeout = 5.0;
-  cfg.service = svc;
-  cfg.log_level = test_log_level();
+kryten::kryten_config lifecycle_config(const std::string& url, const std::string& service) {
+  auto cfg = make_config(url, service);
+  cfg.service->version = "1.2.3";
+  cfg.service->enable_lifecycle = true;
+  cfg.service->heartbeat_interval = 1;
+  cfg.service->enable_discovery = true;
   return cfg;
 }
 
@@ -132,7 +106,6 @@ std::string lifecycle_subject(const std::string& service, const std::string& kin
 
 constexpr const char* discovery_poll = "kryten.service.discovery.poll";
 constexpr const char* group_restart = "kryten.lifecycle.group.restart";
-const std::string lounge_chat = "kryten.events.cytube.lounge.chatMsg";
 
 json parse(const kryten::test::bus_message& m) {
   return json::parse(m.data, nullptr, false);
@@ -158,18 +131,9 @@ void check_base(const json& p, const std::string& service, const std::string& ve
 
 // -- events ---------------------------------------------------------------------------
 
+/// kryten::test::chat_event's body from a user of rank 1.
 std::string chat_event(const std::string& user, const std::string& msg) {
-  return json{{"event_name", "chatMsg"},
-              {"payload",
-               {{"user", {{"name", user}, {"rank", 1}}},
-                {"msg", msg},
-                {"time", 1700000000000LL},
-                {"meta", json::object()}}},
-              {"channel", "lounge"},
-              {"domain", "cytu.be"},
-              {"timestamp", "2024-01-15T10:30:00.123456+00:00"},
-              {"correlation_id", "3f2b6c1e-8d4a-4f5b-9c7e-1a2b3c4d5e6f"}}
-    .dump();
+  return raw_event_json("chatMsg", kryten::test::chat_payload(user, msg, 1));
 }
 
 // -- recording ------------------------------------------------------------------------
@@ -248,7 +212,7 @@ TEST_CASE("lifecycle events carry PROTOCOL §3's payload", "[lifecycle][payload]
          {"service",
           {{"name", "  LC.Bot "}, {"version", "2.3.4"}, {"heartbeat_interval", 5},
            {"health_port", port}}},
-         {"log_level", test_log_level()}}
+         {"log_level", kryten::test::test_log_level()}}
       .dump());
   REQUIRE(cfg.service);
   const std::string svc = "lc-bot";
@@ -352,7 +316,7 @@ TEST_CASE("heartbeats come every heartbeat_interval, counted from 1", "[lifecycl
   nats_server server;
   bus_client bus(server.url());
   bus.subscribe("kryten.lifecycle.>");
-  auto cfg = make_config(server.url(), "lc-beat");
+  auto cfg = lifecycle_config(server.url(), "lc-beat");
   const auto beat_subject = lifecycle_subject("lc-beat", "heartbeat");
 
   SECTION("enabled, 1 s interval") {
@@ -422,7 +386,7 @@ TEST_CASE("a heartbeat that cannot be published is counted, logged, and beating 
   auto sink = std::make_shared<capture_sink>();
   auto log = std::make_shared<spdlog::logger>(svc, sink);
   log->set_level(spdlog::level::info);
-  auto cfg = make_config(server.url(), svc);
+  auto cfg = lifecycle_config(server.url(), svc);
   cfg.service->enable_heartbeat = true;
   cfg.service->heartbeat_interval = 1;
   kryten::client client{cfg, log};
@@ -512,7 +476,7 @@ TEST_CASE("enable_lifecycle false publishes no lifecycle event at all", "[lifecy
   nats_server server;
   bus_client bus(server.url());
   bus.subscribe("kryten.lifecycle.>");
-  auto cfg = make_config(server.url(), "lc-quiet");
+  auto cfg = lifecycle_config(server.url(), "lc-quiet");
   cfg.service->enable_lifecycle = false;
   cfg.service->enable_heartbeat = true;  // no lifecycle publisher: no beats either
   cfg.service->heartbeat_interval = 1;
@@ -539,7 +503,7 @@ TEST_CASE("a discovery poll is answered with a new startup event", "[lifecycle][
   nats_server server;
   bus_client bus(server.url());
   bus.subscribe("kryten.lifecycle.>");
-  auto cfg = make_config(server.url(), "lc-disco");
+  auto cfg = lifecycle_config(server.url(), "lc-disco");
   const auto startup_subject = lifecycle_subject("lc-disco", "startup");
 
   SECTION("enable_discovery true") {
@@ -600,7 +564,7 @@ TEST_CASE("the NATS Service API answers PING, INFO and STATS", "[lifecycle][micr
   nats_server server;
   bus_client bus(server.url());
   const std::string name = "lc-micro";
-  auto cfg = make_config(server.url(), name);
+  auto cfg = lifecycle_config(server.url(), name);
 
   SECTION("a SemVer version: registered") {
     cfg.service->version = "1.2.3-rc.1+build.5";
@@ -742,7 +706,7 @@ TEST_CASE("after a NATS restart disconnected comes before connected", "[lifecycl
   bus_client bus(server.url());  // reconnects every 100 ms
   const std::string svc = "lc-reconnect";
   bus.subscribe("kryten.lifecycle." + svc + ".>");
-  auto cfg = make_config(server.url(), svc);
+  auto cfg = lifecycle_config(server.url(), svc);
   // The client retries every 2 s (its first retry is at once, when the server
   // is still down), so that the observer is back, with its subscription,
   // before the client publishes what happened.
@@ -802,7 +766,7 @@ TEST_CASE("group restart notices reach every callback and listener", "[lifecycle
   nats_server server;
   bus_client bus(server.url());
   bus.subscribe(group_restart);
-  auto cfg = make_config(server.url(), "lc-group");
+  auto cfg = lifecycle_config(server.url(), "lc-group");
   kryten::client client{cfg};
 
   recorder<json> first, second, third;
@@ -889,7 +853,7 @@ TEST_CASE("group restart notices reach every callback and listener", "[lifecycle
 TEST_CASE("a crashing plain actor handler goes down without restarts, others go on",
           "[lifecycle][supervision]") {
   nats_server server;
-  auto cfg = make_config(server.url(), "lc-crash");
+  auto cfg = lifecycle_config(server.url(), "lc-crash");
   cfg.service->handler_restart_limit = 2;
   cfg.service->handler_restart_window = 10.0;
   kryten::client client{cfg};
@@ -1009,7 +973,7 @@ TEST_CASE("a stuck handler does not hold up disconnect() past shutdown_timeout",
   auto sink = std::make_shared<capture_sink>();
   auto log = std::make_shared<spdlog::logger>("lc-stuck", sink);
   log->set_level(spdlog::level::info);
-  auto cfg = make_config(server.url(), svc);
+  auto cfg = lifecycle_config(server.url(), svc);
   cfg.service->shutdown_timeout = 1.0;
 
   latch release;
@@ -1050,7 +1014,7 @@ TEST_CASE("disconnect() lets queued handler work finish, then publishes shutdown
   // One subscription for both subjects: cnats delivers each subscription's
   // messages on a thread of its own, so two would not keep the arrival order.
   bus.subscribe(">");
-  auto cfg = make_config(server.url(), svc);
+  auto cfg = lifecycle_config(server.url(), svc);
   cfg.service->shutdown_timeout = 5.0;
   kryten::client client{cfg};
   std::atomic<int> started{0};

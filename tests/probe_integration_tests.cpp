@@ -32,12 +32,15 @@
 #include <prometheus/registry.h>
 
 #include "kryten/client.hpp"
+#include "support/bot_fixtures.hpp"
 #include "support/nats_server.hpp"
 
 using namespace std::chrono_literals;
 using json = nlohmann::json;
 using kryten::test::bus_client;
+using kryten::test::chat_event;
 using kryten::test::free_port;
+using kryten::test::lounge_chat;
 using kryten::test::nats_server;
 using kryten::test::wait_until;
 
@@ -47,51 +50,16 @@ using steady = std::chrono::steady_clock;
 
 const std::string service_name = "probe-bot";
 const std::string prefix = "probe_bot";  // metric prefix of service_name
-const std::string lounge_chat = "kryten.events.cytube.lounge.chatMsg";
-
-/// Quiet by default; KRYTEN_TEST_LOG_LEVEL=DEBUG (or INFO, ...) shows the
-/// clients' logs on stderr.
-std::string test_log_level() {
-  const char* level = std::getenv("KRYTEN_TEST_LOG_LEVEL");
-  return level != nullptr ? level : "CRITICAL";
-}
 
 /// A service with the probe on `health_port` (health and metrics on the same
 /// port unless `metrics_port` is given) on 127.0.0.1.
-kryten::kryten_config make_config(const std::string& url, int health_port,
-                                  std::optional<int> metrics_port = std::nullopt) {
-  kryten::kryten_config cfg;
-  cfg.nats.servers = {url};
-  cfg.nats.connect_timeout = 2.0;
-  cfg.nats.reconnect_time_wait = 0.1;
-  cfg.channels = {{"cytu.be", "lounge"}};
-  kryten::service_config svc;
-  svc.name = service_name;
-  svc.enable_lifecycle = false;
-  svc.enable_heartbeat = false;
-  svc.enable_discovery = false;
-  svc.shutdown_timeout = 5.0;
-  svc.health_host = "127.0.0.1";
-  svc.health_port = health_port;
-  svc.metrics_port = metrics_port ? *metrics_port : health_port;
-  cfg.service = svc;
-  cfg.log_level = test_log_level();
+kryten::kryten_config probe_config(const std::string& url, int health_port,
+                                   std::optional<int> metrics_port = std::nullopt) {
+  auto cfg = kryten::test::make_config(url, service_name);
+  cfg.service->health_host = "127.0.0.1";
+  cfg.service->health_port = health_port;
+  cfg.service->metrics_port = metrics_port ? *metrics_port : health_port;
   return cfg;
-}
-
-/// A RawEvent body as Kryten-Robot publishes it.
-std::string chat_event(const std::string& user, const std::string& msg) {
-  return json{{"event_name", "chatMsg"},
-              {"payload",
-               {{"user", {{"name", user}, {"rank", 2}}},
-                {"msg", msg},
-                {"time", 1700000000000LL},
-                {"meta", json::object()}}},
-              {"channel", "lounge"},
-              {"domain", "cytu.be"},
-              {"timestamp", "2024-01-15T10:30:00.123456+00:00"},
-              {"correlation_id", "3f2b6c1e-8d4a-4f5b-9c7e-1a2b3c4d5e6f"}}
-    .dump();
 }
 
 /// One HTTP exchange: nullopt when no HTTP response came (connection error).
@@ -189,7 +157,7 @@ TEST_CASE("probe: a connected client answers /health, /livez and /readyz",
           "[probe-integration][health]") {
   nats_server server;
   const int port = free_port();
-  kryten::client client{make_config(server.url(), port)};
+  kryten::client client{probe_config(server.url(), port)};
   client.on("chatmsg", [](const kryten::chat_message&) {});
   client.connect();
   REQUIRE(wait_until([&] { return status_of(port, "/readyz") == 200; }, 5s));
@@ -241,7 +209,7 @@ TEST_CASE("probe: /health turns 503 degraded while NATS is down and recovers",
           "[probe-integration][health][reconnect]") {
   nats_server server;
   const int port = free_port();
-  kryten::client client{make_config(server.url(), port)};
+  kryten::client client{probe_config(server.url(), port)};
   client.connect();
   REQUIRE(wait_until([&] { return status_of(port, "/health") == 200; }, 5s));
 
@@ -280,7 +248,7 @@ TEST_CASE("probe: /readyz is 503 during a graceful shutdown while /livez still a
           "[probe-integration][readyz][shutdown]") {
   nats_server server;
   const int port = free_port();
-  kryten::client client{make_config(server.url(), port)};  // shutdown_timeout 5
+  kryten::client client{probe_config(server.url(), port)};  // shutdown_timeout 5
   std::atomic<int> entered{0};
   std::atomic<int> finished{0};
   client.on("chatmsg", [&](const kryten::chat_message&) {
@@ -328,7 +296,7 @@ TEST_CASE("probe: /metrics serves valid Prometheus text with the runtime's serie
           "[probe-integration][metrics]") {
   nats_server server;
   const int port = free_port();
-  kryten::client client{make_config(server.url(), port)};
+  kryten::client client{probe_config(server.url(), port)};
   std::atomic<int> handled{0};
   client.on("chatmsg", [&](const kryten::chat_message&) { ++handled; });
   client.connect();
@@ -372,7 +340,7 @@ TEST_CASE("probe: custom health details and custom metrics are served",
           "[probe-integration][health][metrics]") {
   nats_server server;
   const int port = free_port();
-  kryten::client client{make_config(server.url(), port)};
+  kryten::client client{probe_config(server.url(), port)};
   std::atomic<bool> degraded{false};
   client.add_health_details([] { return json{{"queue_depth", 3}}; });
   client.add_health_details([&] {
@@ -424,7 +392,7 @@ TEST_CASE("probe: 200 concurrent requests are each answered within 1 s while han
           "[probe-integration][load]") {
   nats_server server;
   const int port = free_port();
-  auto cfg = make_config(server.url(), port);
+  auto cfg = probe_config(server.url(), port);
   cfg.handler_queue_size = 4;
   kryten::client client{cfg};
   std::atomic<int> runs{0};
@@ -516,7 +484,7 @@ TEST_CASE("probe: a separate metrics_port serves /metrics only", "[probe-integra
       return false;
     },
     2s, 1ms));
-  kryten::client client{make_config(server.url(), health_port, metrics_port)};
+  kryten::client client{probe_config(server.url(), health_port, metrics_port)};
   client.connect();
   REQUIRE(wait_until([&] { return status_of(health_port, "/readyz") == 200; }, 5s));
 
@@ -536,11 +504,11 @@ TEST_CASE("probe: connect() fails with the port named when the probe port is tak
           "[probe-integration][ports]") {
   nats_server server;
   const int port = free_port();
-  kryten::client first{make_config(server.url(), port)};
+  kryten::client first{probe_config(server.url(), port)};
   first.connect();
   REQUIRE(wait_until([&] { return status_of(port, "/readyz") == 200; }, 5s));
 
-  kryten::client second{make_config(server.url(), port)};
+  kryten::client second{probe_config(server.url(), port)};
   try {
     second.connect();
     FAIL("connect() succeeded on a port in use");
@@ -566,7 +534,7 @@ TEST_CASE("probe: the startup lifecycle event advertises the probe endpoints",
       return false;
     },
     2s, 1ms));
-  auto cfg = make_config(server.url(), health_port, metrics_port);
+  auto cfg = probe_config(server.url(), health_port, metrics_port);
   cfg.service->enable_lifecycle = true;
   const std::string subject = "kryten.lifecycle." + service_name + ".startup";
   bus_client bus(server.url());

@@ -14,18 +14,7 @@ using namespace std::chrono_literals;
 using kryten::test::bus_client;
 using kryten::test::child_process;
 using kryten::test::nats_server;
-
-namespace {
-
-template <typename F>
-std::chrono::milliseconds time_of(F&& f) {
-  auto start = std::chrono::steady_clock::now();
-  f();
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                               start);
-}
-
-}  // namespace
+using kryten::test::time_of;
 
 TEST_CASE("free_port returns usable loopback ports", "[support]") {
   std::set<int> ports;

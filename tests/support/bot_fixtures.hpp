@@ -7,6 +7,7 @@
 #include <future>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -23,13 +24,15 @@ inline std::string test_log_level() {
   return level != nullptr ? level : "CRITICAL";
 }
 
-/// A service on one channel (cytu.be/lounge) with lifecycle events off.
-inline kryten_config make_config(const std::string& url, const std::string& service) {
+/// A service (by default test-bot on cytu.be/lounge) with lifecycle events,
+/// heartbeats and discovery off.
+inline kryten_config make_config(const std::string& url, const std::string& service = "test-bot",
+                                 std::vector<channel_config> channels = {{"cytu.be", "lounge"}}) {
   kryten_config cfg;
   cfg.nats.servers = {url};
   cfg.nats.connect_timeout = 2.0;
   cfg.nats.reconnect_time_wait = 0.1;
-  cfg.channels = {{"cytu.be", "lounge"}};
+  cfg.channels = std::move(channels);
   service_config svc;
   svc.name = service;
   svc.enable_lifecycle = false;
@@ -41,19 +44,43 @@ inline kryten_config make_config(const std::string& url, const std::string& serv
   return cfg;
 }
 
-/// A chatMsg RawEvent body as Kryten-Robot publishes it.
-inline std::string chat_event(const std::string& user, const std::string& msg) {
-  nlohmann::json payload{{"user", {{"name", user}, {"rank", 2}}},
-                         {"msg", msg},
-                         {"time", 1700000000000LL},
-                         {"meta", nlohmann::json::object()}};
-  return nlohmann::json{{"event_name", "chatMsg"},
+/// A RawEvent body as Kryten-Robot publishes it.
+inline std::string raw_event_json(const std::string& event_name, const nlohmann::json& payload,
+                                  const std::string& channel = "lounge",
+                                  const std::string& domain = "cytu.be",
+                                  const std::string& correlation_id =
+                                    "3f2b6c1e-8d4a-4f5b-9c7e-1a2b3c4d5e6f",
+                                  const std::string& timestamp =
+                                    "2024-01-15T10:30:00.123456+00:00") {
+  return nlohmann::json{{"event_name", event_name},
                         {"payload", payload},
-                        {"channel", "lounge"},
-                        {"domain", "cytu.be"},
-                        {"timestamp", "2024-01-15T10:30:00.123456+00:00"},
-                        {"correlation_id", "3f2b6c1e-8d4a-4f5b-9c7e-1a2b3c4d5e6f"}}
+                        {"channel", channel},
+                        {"domain", domain},
+                        {"timestamp", timestamp},
+                        {"correlation_id", correlation_id}}
     .dump();
+}
+
+/// A chatMsg payload. `user_object`: payload.user = {name, rank}; otherwise
+/// payload.username (the other shape peers send). `shadow`: payload.meta.shadow.
+inline nlohmann::json chat_payload(const std::string& user, const std::string& msg, int rank = 2,
+                                   bool user_object = true, bool shadow = false) {
+  nlohmann::json payload{
+    {"msg", msg}, {"time", 1700000000000LL}, {"meta", nlohmann::json::object()}};
+  if (user_object)
+    payload["user"] = {{"name", user}, {"rank", rank}};
+  else
+    payload["username"] = user;
+  if (shadow)
+    payload["meta"]["shadow"] = true;
+  return payload;
+}
+
+/// A chatMsg RawEvent body as Kryten-Robot publishes it.
+inline std::string chat_event(const std::string& user, const std::string& msg,
+                              const std::string& channel = "lounge",
+                              const std::string& domain = "cytu.be") {
+  return raw_event_json("chatMsg", chat_payload(user, msg), channel, domain);
 }
 
 inline const std::string lounge_chat = "kryten.events.cytube.lounge.chatMsg";
@@ -118,13 +145,5 @@ protected:
 private:
   std::string text_;
 };
-
-template <class F>
-std::chrono::milliseconds time_of(F&& f) {
-  auto start = std::chrono::steady_clock::now();
-  f();
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now()
-                                                               - start);
-}
 
 }  // namespace kryten::test

@@ -1,5 +1,6 @@
 // Test support: a real nats-server on a free 127.0.0.1 port, and a plain cnats
-// client that watches and drives the bus from a test.
+// client that watches and drives the bus from a test; waits with deadlines and
+// timings.
 #pragma once
 
 #include <chrono>
@@ -20,6 +21,15 @@ int free_port();
 /// Polls `condition` every `poll` until it holds or `deadline` passes.
 bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds deadline,
                 std::chrono::milliseconds poll = std::chrono::milliseconds(5));
+
+/// How long `f()` takes.
+template <class F>
+std::chrono::milliseconds time_of(F&& f) {
+  auto start = std::chrono::steady_clock::now();
+  f();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now()
+                                                               - start);
+}
 
 /// nats-server (found at configure time) on 127.0.0.1 and a free port. The
 /// constructor returns once the server accepts connections (10 s deadline,
