@@ -48,6 +48,7 @@ using chatters_actor = caf::typed_actor<
 /// in order but not with each other: the runtime's arrival stamp says which
 /// of two events for one user came last.
 struct presence_state {
+  std::string room;  // the channel it watches
   struct seen {
     bool online = false;
     std::int64_t at_ns = 0;  // received_ns of the event that said so
@@ -62,7 +63,9 @@ struct presence_state {
   }
 };
 
-presence_actor::behavior_type presence(presence_actor::stateful_pointer<presence_state> self) {
+presence_actor::behavior_type presence(presence_actor::stateful_pointer<presence_state> self,
+                                       std::string room) {
+  self->state.room = std::move(room);
   return {
     [self](const kryten::user_join& j) { self->state.saw(j, j.username, true); },
     [self](const kryten::user_leave& l) { self->state.saw(l, l.username, false); },
@@ -80,11 +83,14 @@ presence_actor::behavior_type presence(presence_actor::stateful_pointer<presence
 // -- chatters ---------------------------------------------------------------------
 
 struct chatters_state {
+  std::string room;  // the channel it watches
   message_counts counts;
   static inline const char* name = "room_stats.chatters";
 };
 
-chatters_actor::behavior_type chatters(chatters_actor::stateful_pointer<chatters_state> self) {
+chatters_actor::behavior_type chatters(chatters_actor::stateful_pointer<chatters_state> self,
+                                       std::string room) {
+  self->state.room = std::move(room);
   return {
     [self](const kryten::chat_message& m) {
       if (!m.username.empty() && m.message.rfind("!", 0) != 0)
@@ -176,8 +182,10 @@ int main(int argc, char** argv) {
     return 2;
   kryten::client client{*config};
   auto& sys = client.system();
-  auto who = sys.spawn(presence);
-  auto talk = sys.spawn(chatters);
+  // (CAF 0.17 cannot spawn a function actor without arguments: each takes its room.)
+  auto room = config->channels.front().channel;
+  auto who = sys.spawn(presence, room);
+  auto talk = sys.spawn(chatters, room);
   client.on_actor("adduser", caf::actor_cast<caf::actor>(who));
   client.on_actor("userleave", caf::actor_cast<caf::actor>(who));
   client.on_actor("chatmsg", caf::actor_cast<caf::actor>(talk));

@@ -42,12 +42,13 @@ caf::behavior greeter(caf::event_based_actor* self, kryten::runtime_actor rt,
   };
 }
 
-/// Serves "echo": the args back, or a failure when args.fail is set.
-caf::behavior echo_command(caf::event_based_actor*) {
+/// Serves "echo": the args back, or a failure (`failure`) when args.fail is
+/// set. (CAF 0.17 cannot spawn a function actor without arguments.)
+caf::behavior echo_command(caf::event_based_actor*, std::string failure) {
   return {
-    [](const kryten::command_request& req) {
+    [failure](const kryten::command_request& req) {
       if (req.args.value("fail", false))
-        return kryten::command_result::failure("asked to fail");
+        return kryten::command_result::failure(failure);
       return kryten::command_result::ok({{"echo", req.args}});
     },
   };
@@ -109,7 +110,7 @@ TEST_CASE("an actor serves a command and its command_result is the reply", "[pro
   nats_server server;
   kryten::client client{make_config(server.url(), "proto")};
   client.connect();
-  auto echo = client.system().spawn(echo_command);
+  auto echo = client.system().spawn(echo_command, std::string{"asked to fail"});
   REQUIRE(answered_true(ask<bool>(client, kryten::serve_atom::value, std::string{"echo"}, echo)));
   bus_client caller{server.url()};
   auto ok = caller.request("kryten.proto.command",
