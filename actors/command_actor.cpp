@@ -101,17 +101,66 @@ void run_actor_command(command_self* self, const caf::actor& actor, command_requ
       });
 }
 
-void run_health(command_self* self, const std::string& reply_to, std::int64_t start) {
+/// system.stats: the counters of the health document, without the handler
+/// list's latency detail (what kryten-userstats and -moderator answer).
+nlohmann::json stats_document(const health_status& h) {
+  const auto full = h.to_json();
+  nlohmann::json out = nlohmann::json::object();
+  for (const char* key : {"service", "uptime_seconds", "events_received", "events_handled",
+                          "dropped_events", "commands_sent", "errors", "events_by_channel",
+                          "avg_event_latency_ms", "last_event_time"})
+    out[key] = full.at(key);
+  auto& handlers = out["handlers"] = nlohmann::json::object();
+  for (const auto& x : full.at("handlers")) {
+    auto& counts = handlers[x.at("label").get<std::string>()];
+    for (const char* key : {"handled", "dropped", "exceptions", "restarts", "queued"})
+      counts[key] = x.at(key);
+  }
+  return out;
+}
+
+/// health and stats: answered from the health actor's document.
+void run_from_health(command_self* self, const std::string& command, bool stats,
+                     const std::string& reply_to, std::int64_t start) {
   auto& s = self->state;
   self->request(s.spec.health, 5s, get_atom::value)
     .then(
-      [self, reply_to, start](health_status& h) {
-        finish(self, reply_to, success(self->state.spec.service, "health", h.to_json()), start);
+      [self, command, stats, reply_to, start](health_status& h) {
+        auto data = stats ? stats_document(h) : h.to_json();
+        if (stats)
+          data["instance_id"] = self->state.spec.instance_id;
+        finish(self, reply_to, success(self->state.spec.service, command, std::move(data)),
+               start);
       },
-      [self, reply_to, start](caf::error&) {
+      [self, command, reply_to, start](caf::error&) {
         finish(self, reply_to,
-               command_failure(self->state.spec.service, "health", "Health unavailable"), start);
+               command_failure(self->state.spec.service, command, "Health unavailable"), start);
       });
+}
+
+void run_ping(command_self* self, const std::string& command, const std::string& reply_to,
+              std::int64_t start) {
+  auto& s = self->state;
+  finish(self, reply_to,
+         success(s.spec.service, command,
+                 {{"pong", true}, {"service", s.spec.service},
+                  {"instance_id", s.spec.instance_id}, {"timestamp", iso8601_now()}}),
+         start);
+}
+
+/// The built-in commands; the `system.` names are the ecosystem's convention,
+/// the short ones kryten-cpp's first.
+bool run_builtin(command_self* self, const std::string& command, const std::string& reply_to,
+                 std::int64_t start) {
+  if (command == "ping" || command == "system.ping")
+    run_ping(self, command, reply_to, start);
+  else if (command == "health" || command == "system.health")
+    run_from_health(self, command, false, reply_to, start);
+  else if (command == "system.stats")
+    run_from_health(self, command, true, reply_to, start);
+  else
+    return false;
+  return true;
 }
 
 void serve(command_self* self, const bus_message& msg) {
@@ -127,15 +176,7 @@ void serve(command_self* self, const bus_message& msg) {
     run_actor_command(self, i->second, std::move(*req), msg.reply, start);
   } else if (s.user.count(req->command)) {
     run_user_command(self, std::move(*req), msg.reply, start);
-  } else if (req->command == "ping") {
-    finish(self, msg.reply,
-           success(s.spec.service, "ping",
-                   {{"pong", true}, {"service", s.spec.service},
-                    {"instance_id", s.spec.instance_id}}),
-           start);
-  } else if (req->command == "health") {
-    run_health(self, msg.reply, start);
-  } else {
+  } else if (!run_builtin(self, req->command, msg.reply, start)) {
     finish(self, msg.reply,
            command_failure(s.spec.service, req->command, "Unknown command: " + req->command),
            start);

@@ -1,5 +1,6 @@
 // The command actor: answers requests on kryten.{service}.command with the
-// reply shape of PROTOCOL.md §2. The built-in commands (ping, health) are
+// reply shape of PROTOCOL.md §2. The built-in commands
+// (ping, health and the ecosystem's system.ping, system.health, system.stats) are
 // answered here, without waiting for anything a user wrote; the user's
 // commands run in the command worker (command_worker_actor.hpp), and one that
 // takes longer than handler_timeout is answered with an error.

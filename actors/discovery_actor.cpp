@@ -44,7 +44,7 @@ void reply(discovery_self* self, const std::string& to, const nlohmann::json& bo
 void answer(discovery_self* self, const bus_message& msg) {
   auto& spec = self->state.spec;
   std::string_view subject = msg.subject;
-  if (subject == subjects::discovery_poll) {
+  if (subject == subjects::discovery_poll || subject == subjects::robot_startup) {
     if (spec.lifecycle)  // a request: the answer must not come back as a stray message
       self->request(spec.lifecycle, 5s, startup_atom::value).then([](bool) {}, [](caf::error&) {});
   } else if (subject.rfind("$SRV.PING", 0) == 0) {

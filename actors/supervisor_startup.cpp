@@ -68,7 +68,8 @@ void spawn_discovery(supervisor_self* self) {
   bool micro = micro_identity_ok(spec.identity.service, spec.identity.version, why);
   if (!micro)
     spec.log->warn("not registered with the NATS Service API: {}", why);
-  if (!micro && !spec.cfg.service->enable_discovery)
+  if (!micro && !spec.cfg.service->enable_discovery
+      && !spec.cfg.service->reregister_on_robot_startup)
     return;
   discovery_spec ds;
   ds.name = spec.identity.service;
@@ -77,7 +78,9 @@ void spawn_discovery(supervisor_self* self) {
   ds.description = "kryten-cpp service " + spec.identity.service;
   ds.started = rfc3339_utc(unix_ns());
   ds.command_subject = subjects::command(spec.identity.service);
-  if (spec.cfg.service->enable_discovery)
+  bool reregister = spec.cfg.service->reregister_on_robot_startup && s.lifecycle
+                    && spec.identity.service != "robot";
+  if (spec.cfg.service->enable_discovery || reregister)
     ds.lifecycle = s.lifecycle;
   ds.connection = s.connection;
   ds.inbox = s.discovery_inbox;
@@ -96,6 +99,8 @@ void spawn_discovery(supervisor_self* self) {
   };
   if (spec.cfg.service->enable_discovery && s.lifecycle)
     route_to_discovery(std::string{subjects::discovery_poll});
+  if (reregister)
+    route_to_discovery(std::string{subjects::robot_startup});
   if (micro)
     for (auto& subject : micro_subjects(ds.name, ds.instance_id))
       route_to_discovery(subject);

@@ -38,7 +38,7 @@ constexpr std::string_view nats_keys[] = {
 constexpr std::string_view channel_keys[] = {"domain", "channel"};
 constexpr std::string_view service_keys[] = {
     "name", "version", "enable_lifecycle", "enable_heartbeat", "heartbeat_interval",
-    "enable_discovery", "health_host", "health_port", "health_path", "metrics_port",
+    "enable_discovery", "reregister_on_robot_startup", "health_host", "health_port", "health_path", "metrics_port",
     "metrics_path", "restart_on_notice", "shutdown_timeout", "handler_restart_limit",
     "handler_restart_window", "handler_restart_backoff_min", "handler_restart_backoff_max"};
 constexpr std::string_view metrics_keys[] = {"port", "health_path", "metrics_path"};
@@ -300,6 +300,8 @@ void parse_service_switches(const json& o, service_config& s) {
   std::pair<std::string_view, bool*> fields[] = {{"enable_lifecycle", &s.enable_lifecycle},
                                                  {"enable_heartbeat", &s.enable_heartbeat},
                                                  {"enable_discovery", &s.enable_discovery},
+                                                 {"reregister_on_robot_startup",
+                                                  &s.reregister_on_robot_startup},
                                                  {"restart_on_notice", &s.restart_on_notice}};
   for (auto& [key, target] : fields) {
     auto* out = target;  // C++17 lambdas cannot capture structured bindings

@@ -413,6 +413,69 @@ TEST_CASE("on_command answers requests on kryten.<service>.command", "[client][c
   }
 }
 
+TEST_CASE("the ecosystem's system.* commands are answered, and a user's own win",
+          "[client][commands]") {
+  nats_server server;
+  kryten::client client{make_config(server.url(), "sys-bot")};
+  client.on_command("system.reload", [](const kryten::command_request&) {
+    return json{{"reloaded", true}};
+  });
+  client.connect();
+  bus_client bus(server.url());
+  auto ask = [&](const std::string& command) {
+    auto reply = bus.request("kryten.sys-bot.command",
+                             json{{"service", "sys-bot"}, {"command", command}}.dump(), 5s);
+    REQUIRE(reply);
+    auto r = json::parse(*reply);
+    INFO("reply: " << r.dump());
+    CHECK(r["service"] == "sys-bot");
+    CHECK(r["command"] == command);
+    CHECK(r["success"] == true);
+    REQUIRE(r.contains("data"));
+    return r["data"];
+  };
+
+  for (const char* command : {"ping", "system.ping"}) {
+    INFO(command);
+    auto d = ask(command);
+    CHECK(d["pong"] == true);
+    CHECK(d["service"] == "sys-bot");
+    CHECK(d["instance_id"] == client.instance_id());
+    CHECK(is_iso8601(d.value("timestamp", "")));
+  }
+  for (const char* command : {"health", "system.health"}) {
+    INFO(command);
+    auto d = ask(command);
+    CHECK(d["service"] == "sys-bot");
+    CHECK(d["connected"] == true);
+    CHECK(d.contains("events_received"));
+    CHECK(d.contains("handlers"));
+  }
+  auto stats = ask("system.stats");
+  CHECK(stats["service"] == "sys-bot");
+  CHECK(stats["instance_id"] == client.instance_id());
+  for (const char* field : {"uptime_seconds", "events_received", "events_handled",
+                            "dropped_events", "commands_sent", "errors", "events_by_channel"}) {
+    INFO(field);
+    CHECK(stats.contains(field));
+  }
+  REQUIRE(stats["handlers"].is_object());
+  for (auto& [label, counts] : stats["handlers"].items()) {
+    INFO(label);
+    CHECK(counts.contains("handled"));
+    CHECK(counts.contains("dropped"));
+  }
+  CHECK(ask("system.reload") == json{{"reloaded", true}});
+
+  SECTION("a user's system.ping overrides the built-in one") {
+    client.on_command("system.ping", [](const kryten::command_request&) {
+      return json{{"pong", "mine"}};
+    });
+    CHECK(ask("system.ping") == json{{"pong", "mine"}});
+    CHECK(ask("ping")["pong"] == true);  // the short name is still the runtime's
+  }
+}
+
 TEST_CASE("replicas of a service share command requests (queue group)", "[client][commands]") {
   nats_server server;
   kryten::client one{make_config(server.url(), "replica-bot")};

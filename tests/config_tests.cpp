@@ -129,6 +129,7 @@ TEST_CASE("an empty service object yields the service defaults", "[config][servi
   CHECK(s.enable_heartbeat);
   CHECK(s.heartbeat_interval == 30);
   CHECK(s.enable_discovery);
+  CHECK(s.reregister_on_robot_startup);
   CHECK(s.health_host == "0.0.0.0");
   CHECK_FALSE(s.health_port);
   CHECK(s.health_path == "/health");
@@ -148,7 +149,7 @@ TEST_CASE("a full config is read field by field", "[config]") {
     "channels": [{"domain": "cytu.be", "channel": "lounge"}, {"domain": "x.y", "channel": "z"}],
     "service": {"name": "my-bot", "version": "2.1.0", "enable_lifecycle": false,
                 "enable_heartbeat": false, "heartbeat_interval": 60, "enable_discovery": false,
-                "health_host": "127.0.0.1", "health_port": 8080, "health_path": "/hz",
+                "reregister_on_robot_startup": false, "health_host": "127.0.0.1", "health_port": 8080, "health_path": "/hz",
                 "metrics_port": 9090, "metrics_path": "/m", "restart_on_notice": true,
                 "shutdown_timeout": 3},
     "retry_attempts": 0, "retry_delay": 0.5, "handler_timeout": 5,
@@ -176,6 +177,7 @@ TEST_CASE("a full config is read field by field", "[config]") {
   CHECK_FALSE(c.service->enable_heartbeat);
   CHECK(c.service->heartbeat_interval == 60);
   CHECK_FALSE(c.service->enable_discovery);
+  CHECK_FALSE(c.service->reregister_on_robot_startup);
   CHECK(c.service->health_host == "127.0.0.1");
   CHECK(c.service->health_port == 8080);
   CHECK(c.service->health_path == "/hz");
@@ -446,7 +448,8 @@ TEST_CASE("service.version is a string", "[config][service]") {
 
 TEST_CASE("service switches must be JSON booleans", "[config][service]") {
   for (const char* key :
-       {"enable_lifecycle", "enable_heartbeat", "enable_discovery", "restart_on_notice"}) {
+       {"enable_lifecycle", "enable_heartbeat", "enable_discovery", "reregister_on_robot_startup",
+        "restart_on_notice"}) {
     INFO(key);
     std::string ptr = std::string("/service/") + key;
     std::string field = std::string("service.") + key;

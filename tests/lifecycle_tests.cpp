@@ -537,6 +537,44 @@ TEST_CASE("a discovery poll is answered with a new startup event", "[lifecycle][
   }
 }
 
+TEST_CASE("a robot startup is answered with a new startup event (re-registration)",
+          "[lifecycle][discovery]") {
+  nats_server server;
+  bus_client bus(server.url());
+  bus.subscribe("kryten.lifecycle.>");
+  auto cfg = lifecycle_config(server.url(), "lc-rereg");
+  cfg.service->enable_discovery = false;  // the robot's startup alone must do it
+  const auto startup_subject = lifecycle_subject("lc-rereg", "startup");
+  const std::string robot_startup = lifecycle_subject("robot", "startup");
+  const json robot_payload{{"service", "robot"}, {"version", "0.9.0"}, {"hostname", "cytube-1"}};
+
+  SECTION("reregister_on_robot_startup true (the default)") {
+    CHECK(cfg.service->reregister_on_robot_startup);
+    kryten::client client{cfg};
+    client.connect();
+    REQUIRE(bus.wait_for(startup_subject, 1s));
+    bus.publish(robot_startup, robot_payload.dump());
+    bus.flush();
+    auto second = bus.wait_for(startup_subject, 2s, 2);
+    REQUIRE(second);
+    check_base(parse(*second), "lc-rereg", "1.2.3", client.instance_id());
+    // A robot that restarts twice is answered twice.
+    bus.publish(robot_startup, "not even json");
+    bus.flush();
+    CHECK(bus.wait_for(startup_subject, 2s, 3));
+  }
+
+  SECTION("reregister_on_robot_startup false") {
+    cfg.service->reregister_on_robot_startup = false;
+    kryten::client client{cfg};
+    client.connect();
+    REQUIRE(bus.wait_for(startup_subject, 1s));
+    bus.publish(robot_startup, robot_payload.dump());
+    bus.flush();
+    CHECK_FALSE(bus.wait_for(startup_subject, 1s, 2));
+  }
+}
+
 // -- 5. NATS Service API ------------------------------------------------------------------------
 
 namespace {

@@ -54,6 +54,9 @@ struct service_config {
   bool enable_heartbeat = true;
   int heartbeat_interval = 30;  // seconds, 5..300
   bool enable_discovery = true;
+  // (ours) re-publish the startup event when Kryten-Robot announces itself on
+  // kryten.lifecycle.robot.startup, so its in-memory registry knows us again.
+  bool reregister_on_robot_startup = true;
   std::string health_host = "0.0.0.0";  // (ours) bind address of the HTTP probe
   std::optional<int> health_port;       // 1..65535; falls back to metrics.port
   std::string health_path = "/health";

@@ -24,6 +24,8 @@ std::string to_lower(std::string_view text);
 namespace subjects {
 
 inline constexpr std::string_view discovery_poll = "kryten.service.discovery.poll";
+/// Kryten-Robot's own startup event: services re-announce themselves on it.
+inline constexpr std::string_view robot_startup = "kryten.lifecycle.robot.startup";
 inline constexpr std::string_view group_restart = "kryten.lifecycle.group.restart";
 
 /// kryten.events.cytube.{channel}.> : everything for one channel.
