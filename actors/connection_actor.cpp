@@ -7,6 +7,7 @@
 #include <nats/nats.h>
 
 #include "actors/event_path.hpp"
+#include "actors/kv_actor.hpp"
 #include "actors/log_limiter.hpp"
 #include "actors/nats_options.hpp"
 #include "actors/reply_router.hpp"
@@ -76,9 +77,22 @@ struct nats_session {
   }
 };
 
+/// The key-value actor, made on first use and stopped with this actor.
+struct kv_handle {
+  caf::actor actor;
+  kv_handle() = default;
+  kv_handle(const kv_handle&) = delete;
+  kv_handle& operator=(const kv_handle&) = delete;
+  ~kv_handle() {
+    if (actor)
+      caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+  }
+};
+
 struct connection_actor_state {
   connection_spec spec;
   nats_session nats;
+  kv_handle kv;
   connection_status status;
   reply_router requests;
   log_limiter limiter;
@@ -317,6 +331,30 @@ drain_progress drain_status(connection_self* self) {
   return p;
 }
 
+/// Hands a key-value request to the key-value actor, which answers it.
+template <class... Ts>
+caf::response_promise forward_to_kv(connection_self* self, Ts&&... xs) {
+  auto& s = self->state;
+  auto rp = self->make_response_promise();
+  if (s.nats.conn == nullptr) {
+    rp.deliver(make_error(error_code::not_connected, "the key-value store needs a connection"));
+    return rp;
+  }
+  if (!s.kv.actor) {
+    std::string error;
+    kv_spec spec;
+    spec.connection = s.nats.conn;
+    spec.log = s.spec.log;
+    s.kv.actor = spawn_kv_actor(self->system(), spec, error);
+    if (!s.kv.actor) {
+      rp.deliver(make_error(error_code::no_jetstream, "JetStream: " + error));
+      return rp;
+    }
+  }
+  rp.delegate(s.kv.actor, std::forward<Ts>(xs)...);
+  return rp;
+}
+
 caf::behavior connection_actor(connection_self* self, connection_spec spec) {
   self->state.spec = std::move(spec);
   return {
@@ -370,9 +408,26 @@ caf::behavior connection_actor(connection_self* self, connection_spec spec) {
       return true;
     },
     [self](unsubscribe_atom, const std::string& label) {
+      if (label.rfind(kv_watch_label_prefix, 0) == 0)
+        return forward_to_kv(self, unsubscribe_atom::value, label);
       unsubscribe_plain(self, label);
-      return true;
+      auto rp = self->make_response_promise();
+      rp.deliver(true);
+      return rp;
     },
+    [self](kv_open_atom a, const kv_bucket_config& cfg) { return forward_to_kv(self, a, cfg); },
+    [self](kv_get_atom a, const std::string& bucket, const std::string& key) {
+      return forward_to_kv(self, a, bucket, key);
+    },
+    [self](kv_get_atom a, const std::string& bucket) { return forward_to_kv(self, a, bucket); },
+    [self](kv_put_atom a, const std::string& bucket, const std::string& key,
+           const std::string& value) { return forward_to_kv(self, a, bucket, key, value); },
+    [self](kv_delete_atom a, const std::string& bucket, const std::string& key) {
+      return forward_to_kv(self, a, bucket, key);
+    },
+    [self](kv_keys_atom a, const std::string& bucket) { return forward_to_kv(self, a, bucket); },
+    [self](kv_watch_atom a, const std::string& bucket, const std::string& key,
+           const caf::actor& target) { return forward_to_kv(self, a, bucket, key, target); },
     [self](drain_atom) { return drain_status(self); },
     [self](nats_event_atom, connection_status& st) {
       if (self->state.nats.conn != nullptr)  // else: we closed it, and said so

@@ -25,6 +25,10 @@
 //   (status_atom, listener)                         listener gets the current
 //                                                   connection_status, then every change
 //   (close_atom, reason)                         -> bool; flushes and closes
+//   kv_open_atom, kv_get_atom, kv_put_atom, kv_delete_atom, kv_keys_atom,
+//   kv_watch_atom, and unsubscribe_atom of a watch label
+//                                                   the key-value store: forwarded to
+//                                                   the key-value actor (kv_actor.hpp)
 #pragma once
 
 #include <functional>
@@ -40,6 +44,7 @@
 #include "actors/handler_registry.hpp"
 #include "actors/runtime_stats.hpp"
 #include "kryten/config.hpp"
+#include "kryten/kv.hpp"
 #include "kryten/message_types.hpp"
 
 namespace kryten {

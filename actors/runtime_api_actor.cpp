@@ -2,6 +2,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/kv_actor.hpp"
 #include "kryten/subjects.hpp"
 #include "messages/clock.hpp"
 #include "messages/uuid.hpp"
@@ -80,6 +81,19 @@ caf::result<std::string> send_command(api_self self, const outgoing_command& cmd
   return request_id;
 }
 
+/// Asks one of the runtime's actors and relays its answer (or error).
+template <class T, class... Ts>
+caf::result<T> relay(api_self self, const caf::actor& to, caf::timespan deadline, Ts&&... xs) {
+  auto rp = self->make_response_promise<T>();
+  self->request(to, deadline, std::forward<Ts>(xs)...)
+    .then([rp](T& x) mutable { rp.deliver(std::move(x)); },
+          [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
+  return rp;
+}
+
+/// Past JetStream's own 5 s wait, so that its timeout is the one reported.
+constexpr auto kv_deadline = 10s;
+
 runtime_api_actor::behavior_type runtime_api(api_self self, runtime_api_spec spec) {
   self->state.spec = std::move(spec);
   // The runtime goes with its supervisor, and so does this actor.
@@ -118,7 +132,12 @@ runtime_api_actor::behavior_type runtime_api(api_self self, runtime_api_spec spe
     [self](subscribe_atom, const std::string& subject, const caf::actor& actor) {
       return add(self, user_actor(subject, actor, true));
     },
-    [self](unsubscribe_atom, const std::string& label) { return remove(self, label); },
+    [self](unsubscribe_atom, const std::string& label) {
+      if (label.rfind(kv_watch_label_prefix, 0) == 0)
+        return relay<bool>(self, self->state.spec.connection, kv_deadline,
+                           unsubscribe_atom::value, label);
+      return remove(self, label);
+    },
     [self](add_atom, const std::string& event_name, const caf::actor& actor,
            const handler_filter& filter) {
       return add(self, user_actor(event_name, actor, false, filter));
@@ -130,18 +149,41 @@ runtime_api_actor::behavior_type runtime_api(api_self self, runtime_api_spec spe
       caf::anon_send(self->state.spec.commands, serve_atom::value, command, actor);
       return true;
     },
-    [self](health_atom) -> caf::result<health_status> {
-      auto rp = self->make_response_promise<health_status>();
-      self->request(self->state.spec.health, 5s, get_atom::value)
-        .then([rp](health_status& h) mutable { rp.deliver(std::move(h)); },
-              [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
-      return rp;
+    [self](health_atom) {
+      return relay<health_status>(self, self->state.spec.health, 5s, get_atom::value);
     },
     [self](metadata_atom, const metadata_entry& entry) {
       caf::anon_send(self->state.spec.supervisor, metadata_atom::value, entry.key,
                  entry.value.dump());
     },
     [self](stop_atom, const std::string& reason) { self->state.spec.request_stop(reason, 0); },
+    [self](kv_open_atom a, const kv_bucket_config& cfg) {
+      return relay<bool>(self, self->state.spec.connection, kv_deadline, a, cfg);
+    },
+    [self](kv_get_atom a, const std::string& bucket, const std::string& key) {
+      return relay<kv_entry>(self, self->state.spec.connection, kv_deadline, a, bucket, key);
+    },
+    [self](kv_get_atom a, const std::string& bucket) {
+      return relay<std::vector<kv_entry>>(self, self->state.spec.connection, kv_deadline, a,
+                                          bucket);
+    },
+    [self](kv_put_atom a, const std::string& bucket, const std::string& key,
+           const std::string& value) {
+      return relay<std::uint64_t>(self, self->state.spec.connection, kv_deadline, a, bucket,
+                                  key, value);
+    },
+    [self](kv_delete_atom a, const std::string& bucket, const std::string& key) {
+      return relay<bool>(self, self->state.spec.connection, kv_deadline, a, bucket, key);
+    },
+    [self](kv_keys_atom a, const std::string& bucket) {
+      return relay<std::vector<std::string>>(self, self->state.spec.connection, kv_deadline, a,
+                                             bucket);
+    },
+    [self](kv_watch_atom a, const std::string& bucket, const std::string& key,
+           const caf::actor& target) {
+      return relay<std::string>(self, self->state.spec.connection, kv_deadline, a, bucket, key,
+                                target);
+    },
     [self](add_atom, const handler_registration& reg) { return add(self, reg); },
     [self](subscribe_atom, const std::string& name, const command_handler& handler) {
       caf::anon_send(self->state.spec.commands, subscribe_atom::value, name, handler);

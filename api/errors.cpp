@@ -14,6 +14,9 @@ const char* to_string(error_code code) {
     case error_code::unknown_handler: return "unknown_handler";
     case error_code::command_failed: return "command_failed";
     case error_code::shutting_down: return "shutting_down";
+    case error_code::no_jetstream: return "no_jetstream";
+    case error_code::no_such_bucket: return "no_such_bucket";
+    case error_code::store_failed: return "store_failed";
   }
   return "unknown";
 }

@@ -14,6 +14,7 @@
 #include "kryten/logging.hpp"
 #include "kryten/subjects.hpp"
 #include "messages/uuid.hpp"
+#include "runtime/ask.hpp"
 #include "runtime/signal_watcher.hpp"
 
 namespace kryten {
@@ -183,11 +184,7 @@ struct client::impl {
 
 template <class T, class... Ts>
 caf::expected<T> client::impl::ask(caf::timespan deadline, Ts&&... xs) {
-  caf::expected<T> out{caf::sec::request_timeout};
-  caf::scoped_actor self{*sys};
-  self->request(api, deadline, std::forward<Ts>(xs)...)
-    .receive([&](T& x) { out = std::move(x); }, [&](caf::error& e) { out = std::move(e); });
-  return out;
+  return detail::ask<T>(*sys, api, deadline, std::forward<Ts>(xs)...);
 }
 
 std::optional<health_status> client::impl::ask_health(std::chrono::milliseconds deadline) {
@@ -554,6 +551,22 @@ nlohmann::json client::request(std::string_view subject, const nlohmann::json& b
                           + describe(reply.error()),
                         code_of(reply.error()).value_or(error_code::timeout));
   return nlohmann::json::parse(*reply);
+}
+
+kv_bucket client::kv(std::string_view bucket) {
+  kv_bucket_config cfg;
+  cfg.bucket = std::string{bucket};
+  cfg.create = false;
+  return kv(cfg);
+}
+
+kv_bucket client::kv(const kv_bucket_config& config) {
+  auto& s = *impl_;
+  auto opened = s.ask<bool>(12s, kv_open_atom::value, config);
+  if (!opened)
+    throw kv_error("kv open " + config.bucket + ": " + describe(opened.error()),
+                   code_of(opened.error()).value_or(error_code::timeout));
+  return kv_bucket{*s.sys, runtime(), config.bucket, s.log};
 }
 
 health_status client::health() const {

@@ -132,7 +132,7 @@ using kryten::test::temp_file;
 }  // namespace
 
 TEST_CASE("user and password authentication", "[auth][process]") {
-  nats_server server{nats_server::options{user, password, "", ""}};
+  nats_server server{nats_server::options{user, password, "", "", ""}};
   captured_log log;
   auto cfg = base_config(server.url());
   cfg["nats"]["user"] = user;
@@ -165,7 +165,7 @@ TEST_CASE("user and password authentication", "[auth][process]") {
 }
 
 TEST_CASE("token authentication", "[auth][process]") {
-  nats_server server{nats_server::options{"", "", token, ""}};
+  nats_server server{nats_server::options{"", "", token, "", ""}};
   captured_log log;
   auto cfg = base_config(server.url());
 
@@ -190,7 +190,7 @@ TEST_CASE("token authentication", "[auth][process]") {
 TEST_CASE("credentials inside the server URL", "[auth][process]") {
   // The password contains "secret": that word must appear nowhere.
   const std::string url_password = "secret-Kp3Wm7";
-  nats_server server{nats_server::options{user, url_password, "", ""}};
+  nats_server server{nats_server::options{user, url_password, "", "", ""}};
   captured_log log;
   const std::string authority = "127.0.0.1:" + std::to_string(server.port());
 
@@ -215,7 +215,7 @@ TEST_CASE("credentials inside the server URL", "[auth][process]") {
 
 TEST_CASE("echo bot with a wrong password exits with 1 and does not print it",
           "[auth][echo_bot][process]") {
-  nats_server server{nats_server::options{user, password, "", ""}};
+  nats_server server{nats_server::options{user, password, "", "", ""}};
   auto cfg = base_config(server.url());
   SECTION("password in the nats section") {
     cfg["nats"]["user"] = user;

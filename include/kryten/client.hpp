@@ -25,6 +25,7 @@
 #include "kryten/events.hpp"
 #include "kryten/handler.hpp"
 #include "kryten/health.hpp"
+#include "kryten/kv_bucket.hpp"
 #include "kryten/message_types.hpp"
 #include "kryten/runtime_protocol.hpp"
 
@@ -171,6 +172,15 @@ public:
   /// The registry of the service's own Prometheus metrics, served on /metrics
   /// after the runtime's series (link prometheus-cpp::core to use it).
   prometheus::Registry& metrics_registry();
+
+  // -- the JetStream key-value store (kv_bucket.hpp) --------------------------------
+
+  /// An existing bucket (kryten-py's get_kv_store); kv_error no_such_bucket,
+  /// no_jetstream, timeout or not_connected otherwise. Needs connect() first.
+  kv_bucket kv(std::string_view bucket);
+  /// The bucket, created with `config` when it does not exist (kryten-py's
+  /// get_or_create_kv_store).
+  kv_bucket kv(const kv_bucket_config& config);
 
   // -- the actor API ----------------------------------------------------------------
 

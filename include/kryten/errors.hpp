@@ -26,6 +26,9 @@ enum class error_code : std::uint8_t {
   unknown_handler,  // no handler or subscription has that label
   command_failed,   // a command's handler answered with an error
   shutting_down,    // the runtime is stopping and takes no new work
+  no_jetstream,     // the NATS server has JetStream off (the key-value store needs it)
+  no_such_bucket,   // the key-value bucket does not exist
+  store_failed,     // the key-value store refused the operation (the context says why)
 };
 
 /// kryten's error category (caf::error::category()).

@@ -8,6 +8,8 @@
 #include "kryten/events.hpp"
 #include "kryten/handler.hpp"
 #include "kryten/health.hpp"
+#include "kryten/kv.hpp"
+#include "kryten/kv_bucket.hpp"
 #include "kryten/logging.hpp"
 #include "kryten/message_types.hpp"
 #include "kryten/runtime_protocol.hpp"

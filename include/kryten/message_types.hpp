@@ -38,6 +38,12 @@ using command_atom = caf::atom_constant<caf::atom("kcommand")>;
 using remove_atom = caf::atom_constant<caf::atom("kremove")>;
 using serve_atom = caf::atom_constant<caf::atom("kserve")>;
 using health_atom = caf::atom_constant<caf::atom("khealth")>;
+using kv_open_atom = caf::atom_constant<caf::atom("kvopen")>;
+using kv_get_atom = caf::atom_constant<caf::atom("kvget")>;
+using kv_put_atom = caf::atom_constant<caf::atom("kvput")>;
+using kv_delete_atom = caf::atom_constant<caf::atom("kvdelete")>;
+using kv_keys_atom = caf::atom_constant<caf::atom("kvkeys")>;
+using kv_watch_atom = caf::atom_constant<caf::atom("kvwatch")>;
 
 // -- messages -------------------------------------------------------------------
 

@@ -8,10 +8,13 @@
 //
 // Every request is answered asynchronously (nothing blocks the asking actor);
 // failures arrive as caf::error values of kryten's category (errors.hpp):
-// timeout, no_responders, not_connected, bad_input, unknown_handler.
+// timeout, no_responders, not_connected, bad_input, unknown_handler, and for
+// the key-value store no_jetstream, no_such_bucket, store_failed.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include <caf/replies_to.hpp>
 #include <caf/timespan.hpp>
@@ -23,6 +26,7 @@
 #include "kryten/events.hpp"
 #include "kryten/handler.hpp"
 #include "kryten/health.hpp"
+#include "kryten/kv.hpp"
 #include "kryten/message_types.hpp"
 
 namespace kryten {
@@ -63,7 +67,24 @@ using runtime_actor = caf::typed_actor<
   /// Adds an entry to the metadata of every lifecycle event from now on.
   caf::reacts_to<metadata_atom, metadata_entry>,
   /// Asks for a graceful stop (as client::stop(reason)).
-  caf::reacts_to<stop_atom, std::string /*reason*/>>;
+  caf::reacts_to<stop_atom, std::string /*reason*/>,
+  // -- the JetStream key-value store (kv.hpp) --
+  /// Opens a bucket, or creates it (cfg.create); answers true when it was created.
+  caf::replies_to<kv_open_atom, kv_bucket_config>::with<bool>,
+  /// A key's value (found = false when it has none).
+  caf::replies_to<kv_get_atom, std::string /*bucket*/, std::string /*key*/>::with<kv_entry>,
+  /// Every key's value.
+  caf::replies_to<kv_get_atom, std::string /*bucket*/>::with<std::vector<kv_entry>>,
+  /// Writes a value; answers its revision.
+  caf::replies_to<kv_put_atom, std::string /*bucket*/, std::string /*key*/,
+                  std::string /*value*/>::with<std::uint64_t>,
+  caf::replies_to<kv_delete_atom, std::string /*bucket*/, std::string /*key*/>::with<bool>,
+  caf::replies_to<kv_keys_atom, std::string /*bucket*/>::with<std::vector<std::string>>,
+  /// Watches a key (">" = the whole bucket): the actor receives a kv_entry for
+  /// each current value, then for every change. Answers the watch's label,
+  /// which unsubscribe_atom ends; the watch also ends with the actor.
+  caf::replies_to<kv_watch_atom, std::string /*bucket*/, std::string /*key*/,
+                  caf::actor>::with<std::string>>;
 
 }  // namespace kryten
 

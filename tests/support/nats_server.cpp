@@ -79,6 +79,7 @@ std::vector<std::string> server_argv(const nats_server::options& opts,
     argv.insert(argv.end(), {"--user", opts.user, "--pass", opts.password});
   }
   if (!opts.token.empty()) argv.insert(argv.end(), {"--auth", opts.token});
+  if (!opts.jetstream_dir.empty()) argv.insert(argv.end(), {"-js", "-sd", opts.jetstream_dir});
   return argv;
 }
 

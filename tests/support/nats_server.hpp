@@ -42,6 +42,7 @@ public:
     std::string token;     // require token auth
     std::string config;    // extra settings in nats-server's config file syntax,
                            // e.g. "max_payload: 600" (written to a temporary file)
+    std::string jetstream_dir;  // non-empty: JetStream on, its store in this folder
   };
   nats_server();
   explicit nats_server(options opts);

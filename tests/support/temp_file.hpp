@@ -1,10 +1,12 @@
 // Test support: a file in $TMPDIR (or /tmp) holding a text, removed on
-// destruction (configurations for bots started as child processes).
+// destruction (configurations for bots started as child processes); a
+// folder likewise (a JetStream store).
 #pragma once
 
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <stdexcept>
 #include <string>
@@ -30,6 +32,29 @@ public:
   ~temp_file() { ::unlink(path_.c_str()); }
   temp_file(const temp_file&) = delete;
   temp_file& operator=(const temp_file&) = delete;
+  const std::string& path() const { return path_; }
+
+private:
+  std::string path_;
+};
+
+/// A new folder in $TMPDIR (or /tmp), removed with its contents on destruction.
+class temp_dir {
+public:
+  temp_dir() {
+    const char* dir = std::getenv("TMPDIR");
+    std::string tmpl =
+      std::string{(dir != nullptr && *dir != '\0') ? dir : "/tmp"} + "/kryten-test-XXXXXX";
+    if (::mkdtemp(tmpl.data()) == nullptr)
+      throw std::runtime_error("mkdtemp failed for " + tmpl);
+    path_ = tmpl;
+  }
+  ~temp_dir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
   const std::string& path() const { return path_; }
 
 private:
