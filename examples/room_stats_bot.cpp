@@ -2,7 +2,10 @@
 // messages.
 //
 //   presence  adduser / userleave -> who is online
-//   chatters  chatmsg -> messages per user (bot commands, "!...", not counted)
+//   chatters  chatmsg -> messages per user (bot commands, "!...", not counted),
+//             kept in the JetStream key-value bucket room_stats (key
+//             messages.{channel}), so a restarted bot goes on counting; without
+//             JetStream it counts in memory and says so once
 //   reporter  "!stats" in chat -> asks the other two, then the robot says it;
 //             serves the `stats` command on kryten.room-stats.command:
 //             {"online": [names, sorted], "messages": {"name": count}}
@@ -27,6 +30,7 @@ namespace {
 using namespace std::chrono_literals;
 using online_atom = caf::atom_constant<caf::atom("online")>;
 using counts_atom = caf::atom_constant<caf::atom("counts")>;
+using load_atom = caf::atom_constant<caf::atom("load")>;
 using message_counts = std::map<std::string, std::int64_t>;
 
 // -- the actors' interfaces ------------------------------------------------------
@@ -40,6 +44,7 @@ using presence_actor = caf::typed_actor<
 /// Chat messages per user.
 using chatters_actor = caf::typed_actor<
   caf::reacts_to<kryten::chat_message>, caf::reacts_to<kryten::raw_event>,
+  caf::reacts_to<load_atom>,  // (its own) read the stored counts
   caf::replies_to<counts_atom>::with<message_counts>>;
 
 // -- presence ---------------------------------------------------------------------
@@ -82,21 +87,81 @@ presence_actor::behavior_type presence(presence_actor::stateful_pointer<presence
 
 // -- chatters ---------------------------------------------------------------------
 
+const std::string counts_bucket = "room_stats";
+
 struct chatters_state {
   std::string room;  // the channel it watches
+  kryten::runtime_actor runtime;
   message_counts counts;
+  bool stored = false;  // the bucket's counts are loaded: each change is written back
   static inline const char* name = "room_stats.chatters";
+
+  std::string key() const { return "messages." + room; }
 };
 
-chatters_actor::behavior_type chatters(chatters_actor::stateful_pointer<chatters_state> self,
-                                       std::string room) {
+using chatters_self = chatters_actor::stateful_pointer<chatters_state>;
+
+void save(chatters_self self) {
+  auto& s = self->state;
+  if (!s.stored)
+    return;
+  self->request(s.runtime, 10s, kryten::kv_put_atom::value, counts_bucket, s.key(),
+                kryten::kv_json_value(s.counts))
+    .then([](std::uint64_t) {},
+          [](caf::error& e) { std::cerr << "room_stats: saving counts: " << kryten::describe(e) << "\n"; });
+}
+
+/// Adds the stored counts to those seen so far (events may come before the
+/// store answers), then keeps the sum stored.
+void merge_stored(chatters_self self, const kryten::kv_entry& entry) {
+  auto& s = self->state;
+  if (entry.found) {
+    auto stored = entry.json();
+    if (stored.is_object())
+      for (auto& [user, n] : stored.items())
+        if (n.is_number_integer())
+          s.counts[user] += n.get<std::int64_t>();
+  }
+  s.stored = true;
+  save(self);
+}
+
+/// Opens (or creates) the bucket and reads the room's counts; retried while
+/// NATS is not connected yet, given up (memory only) when there is no JetStream.
+void load(chatters_self self) {
+  auto& s = self->state;
+  auto failed = [self](caf::error& e) {
+    if (kryten::code_of(e) == kryten::error_code::not_connected) {
+      self->delayed_send(self, 250ms, load_atom::value);
+      return;
+    }
+    std::cerr << "room_stats: counts kept in memory only: " << kryten::describe(e) << "\n";
+  };
+  self->request(s.runtime, 10s, kryten::kv_open_atom::value,
+                kryten::kv_bucket_config{counts_bucket, "room_stats_bot's message counts"})
+    .then(
+      [self, failed](bool) {
+        self->request(self->state.runtime, 10s, kryten::kv_get_atom::value, counts_bucket,
+                      self->state.key())
+          .then([self](kryten::kv_entry& e) { merge_stored(self, e); }, failed);
+      },
+      failed);
+}
+
+chatters_actor::behavior_type chatters(chatters_self self, std::string room,
+                                       kryten::runtime_actor runtime) {
   self->state.room = std::move(room);
+  self->state.runtime = std::move(runtime);
+  load(self);
   return {
     [self](const kryten::chat_message& m) {
-      if (!m.username.empty() && m.message.rfind("!", 0) != 0)
-        ++self->state.counts[m.username];
+      if (m.username.empty() || m.message.rfind("!", 0) == 0)
+        return;
+      ++self->state.counts[m.username];
+      save(self);
     },
     [](const kryten::raw_event&) {},
+    [self](load_atom) { load(self); },
     [self](counts_atom) { return self->state.counts; },
   };
 }
@@ -185,7 +250,7 @@ int main(int argc, char** argv) {
   // (CAF 0.17 cannot spawn a function actor without arguments: each takes its room.)
   auto room = config->channels.front().channel;
   auto who = sys.spawn(presence, room);
-  auto talk = sys.spawn(chatters, room);
+  auto talk = sys.spawn(chatters, room, client.runtime());
   client.on_actor("adduser", caf::actor_cast<caf::actor>(who));
   client.on_actor("userleave", caf::actor_cast<caf::actor>(who));
   client.on_actor("chatmsg", caf::actor_cast<caf::actor>(talk));

@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "kryten/client.hpp"
+#include "support/bot_fixtures.hpp"
 #include "support/nats_server.hpp"
 #include "support/process.hpp"
 #include "support/temp_file.hpp"
@@ -20,7 +22,9 @@ using namespace std::chrono_literals;
 using json = nlohmann::json;
 using kryten::test::bus_client;
 using kryten::test::child_process;
+using kryten::test::make_config;
 using kryten::test::nats_server;
+using kryten::test::temp_dir;
 using kryten::test::temp_file;
 using kryten::test::wait_until;
 
@@ -71,7 +75,7 @@ std::optional<json> command(bus_client& bus, const std::string& service,
 }  // namespace
 
 TEST_CASE("room_stats_bot: presence, counts, !stats and the stats command", "[examples]") {
-  nats_server server;
+  nats_server server;  // without JetStream: the bot counts in memory
   temp_file config{config_for(server.url(), "room-stats")};
   child_process bot{{KRYTEN_ROOM_STATS_BOT, "--config", config.path()}};
   bus_client bus{server.url()};
@@ -116,11 +120,90 @@ TEST_CASE("room_stats_bot: presence, counts, !stats and the stats command", "[ex
   CHECK(body["meta"]["source"] == "room-stats");
   CHECK(body["meta"]["channel"] == "lounge");
   CHECK(body["meta"]["domain"] == "cytu.be");
+  // Without JetStream it says, once, that the counts live in memory only.
+  CHECK(wait_until(
+    [&] { return bot.stderr_text().find("counts kept in memory only") != std::string::npos; },
+    10s));
 
   bot.signal(SIGTERM);
   auto code = bot.wait_for_exit(5s);
   REQUIRE(code);
   CHECK(*code == 0);
+}
+
+namespace {
+
+/// The bot's `stats` data once it equals `expected` (nullopt at the deadline).
+std::optional<json> stats_when(bus_client& bus, const json& expected) {
+  json data;
+  bool matched = wait_until(
+    [&] {
+      auto reply = command(bus, "room-stats", "stats", 1s);
+      if (!reply || !(*reply)["success"].get<bool>())
+        return false;
+      data = (*reply)["data"];
+      return data["messages"] == expected;
+    },
+    10s);
+  INFO("last stats: " << data.dump());
+  CHECK(matched);
+  if (!matched)
+    return std::nullopt;
+  return data;
+}
+
+}  // namespace
+
+TEST_CASE("room_stats_bot keeps its counts in a KV bucket across a restart", "[examples][kv]") {
+  temp_dir store;
+  nats_server server{nats_server::options{"", "", "", "", store.path()}};
+  temp_file config{config_for(server.url(), "room-stats")};
+  bus_client bus{server.url()};
+  // Reads the bucket as another service would (kryten-py: kv_get(parse_json=True)).
+  kryten::client reader{make_config(server.url(), "reader")};
+  reader.connect();
+  auto stored_counts = [&] {
+    try {
+      return reader.kv("room_stats").get_json("messages.lounge").value_or(json());
+    } catch (const kryten::kv_error&) {
+      return json();  // no bucket yet
+    }
+  };
+  auto stored_when = [&](const json& expected) {
+    json seen;
+    bool ok = wait_until([&] { return (seen = stored_counts()) == expected; }, 10s);
+    INFO("stored: " << seen.dump());
+    CHECK(ok);
+    return ok;
+  };
+  {
+    child_process bot{{KRYTEN_ROOM_STATS_BOT, "--config", config.path()}};
+    REQUIRE(command(bus, "room-stats", "ping"));
+    bus.publish(events + "chatMsg", chat("alice", "hi"));
+    bus.publish(events + "chatMsg", chat("alice", "again"));
+    bus.publish(events + "chatMsg", chat("bob", "hello"));
+    REQUIRE(stats_when(bus, {{"alice", 2}, {"bob", 1}}));
+    REQUIRE(stored_when({{"alice", 2}, {"bob", 1}}));
+    bot.signal(SIGTERM);
+    auto code = bot.wait_for_exit(5s);
+    REQUIRE(code);
+    CHECK(*code == 0);
+    CHECK(bot.stderr_text().find("memory only") == std::string::npos);
+  }
+  // The restarted bot starts from the stored counts and adds to them.
+  child_process bot{{KRYTEN_ROOM_STATS_BOT, "--config", config.path()}};
+  REQUIRE(command(bus, "room-stats", "ping"));
+  REQUIRE(stats_when(bus, {{"alice", 2}, {"bob", 1}}));
+  bus.publish(events + "chatMsg", chat("bob", "back"));
+  bus.publish(events + "chatMsg", chat("carol", "new here"));
+  const json after{{"alice", 2}, {"bob", 2}, {"carol", 1}};
+  REQUIRE(stats_when(bus, after));
+  CHECK(stored_when(after));
+  bot.signal(SIGTERM);
+  auto code = bot.wait_for_exit(5s);
+  REQUIRE(code);
+  CHECK(*code == 0);
+  reader.disconnect();
 }
 
 TEST_CASE("embedded_bot: !ping answered, SIGTERM gives the shutdown event and exit 0",
