@@ -196,11 +196,14 @@ caf::behavior command_actor(command_self* self, command_spec spec) {
     [self](serve_atom, const std::string& name, caf::actor& actor) {
       self->state.user.erase(name);  // the later registration wins
       self->state.by_actor[name] = std::move(actor);
+      return true;
     },
     [self](subscribe_atom, const std::string& name, command_handler& handler) {
       self->state.by_actor.erase(name);
       self->state.user.insert(name);
+      // The worker gets this before any request for it: same sender, same order.
       self->send(self->state.worker, subscribe_atom::value, name, std::move(handler));
+      return true;
     },
   };
 }

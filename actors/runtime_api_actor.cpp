@@ -146,8 +146,9 @@ runtime_api_actor::behavior_type runtime_api(api_self self, runtime_api_spec spe
     [self](serve_atom, const std::string& command, const caf::actor& actor) -> caf::result<bool> {
       if (command.empty() || !actor)
         return make_error(error_code::bad_input, "serve needs a command name and an actor");
-      caf::anon_send(self->state.spec.commands, serve_atom::value, command, actor);
-      return true;
+      // Answered once the command actor has it, so a request sent after the
+      // answer finds the command.
+      return relay<bool>(self, self->state.spec.commands, 5s, serve_atom::value, command, actor);
     },
     [self](health_atom) {
       return relay<health_status>(self, self->state.spec.health, 5s, get_atom::value);
@@ -186,7 +187,8 @@ runtime_api_actor::behavior_type runtime_api(api_self self, runtime_api_spec spe
     },
     [self](add_atom, const handler_registration& reg) { return add(self, reg); },
     [self](subscribe_atom, const std::string& name, const command_handler& handler) {
-      caf::anon_send(self->state.spec.commands, subscribe_atom::value, name, handler);
+      return relay<bool>(self, self->state.spec.commands, 5s, subscribe_atom::value, name,
+                         handler);
     },
   };
 }

@@ -7,7 +7,7 @@
 //
 // Protocol: runtime_actor, plus for the client
 //   (add_atom, handler_registration)     -> std::string label (callbacks, factories)
-//   (subscribe_atom, name, command_handler)  serves a command by a callback
+//   (subscribe_atom, name, command_handler)  -> true once the command is served by the callback
 #pragma once
 
 #include <functional>
@@ -27,7 +27,7 @@ namespace kryten::detail {
 
 using runtime_api_actor = runtime_actor::extend<
   caf::replies_to<add_atom, handler_registration>::with<std::string>,
-  caf::reacts_to<subscribe_atom, std::string, command_handler>>;
+  caf::replies_to<subscribe_atom, std::string, command_handler>::with<bool>>;
 
 struct runtime_api_spec {
   std::string service;         // this service's name: `source` of its commands

@@ -530,7 +530,12 @@ std::string client::send_command(std::string_view service, std::string_view type
 }
 
 void client::on_command(std::string command, command_handler handler) {
-  caf::anon_send(impl_->api, subscribe_atom::value, std::move(command), std::move(handler));
+  // Waits for the registration, so a request sent after the call is served by it.
+  auto& s = *impl_;
+  auto name = command;
+  if (auto ok = s.ask<bool>(5s, subscribe_atom::value, std::move(command), std::move(handler));
+      !ok)
+    s.log->error("on_command {}: {}", name, describe(ok.error()));
 }
 
 void client::publish(std::string_view subject, std::string_view data) {
