@@ -2,6 +2,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/chat_throttle_actor.hpp"
 #include "actors/kv_actor.hpp"
 #include "kryten/subjects.hpp"
 #include "messages/clock.hpp"
@@ -16,6 +17,7 @@ using namespace std::chrono_literals;
 struct runtime_api_state {
   runtime_api_spec spec;
   std::size_t handlers_added = 0;  // numbers the labels
+  caf::actor chat_throttle;        // made on the first chat message
   static inline const char* name = "kryten.runtime_api";
 };
 
@@ -71,14 +73,32 @@ caf::result<bool> remove(api_self self, const std::string& label) {
   return rp;
 }
 
-caf::result<std::string> send_command(api_self self, const outgoing_command& cmd) {
+/// Sends `cmd` through `via`: the connection, or the chat throttle.
+caf::result<std::string> send_command(api_self self, const outgoing_command& cmd,
+                                      const caf::actor& via) {
   auto& s = self->state;
   if (cmd.service.empty() || cmd.command.empty())
     return make_error(error_code::bad_input, "a command needs a service and a name");
   auto request_id = uuid4();
-  caf::anon_send(s.spec.connection, command_atom::value, subjects::command(cmd.service),
-             command_body(s.spec, cmd, request_id).dump());
+  caf::anon_send(via, command_atom::value, subjects::command(cmd.service),
+                 command_body(s.spec, cmd, request_id).dump());
   return request_id;
+}
+
+const caf::actor& chat_throttle(api_self self) {
+  auto& s = self->state;
+  if (!s.chat_throttle) {
+    auto seconds = [](double x) {
+      return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(x));
+    };
+    chat_throttle_spec spec;
+    spec.connection = s.spec.connection;
+    spec.min_delay = seconds(s.spec.chat_min_delay);
+    spec.jitter = seconds(s.spec.chat_jitter);
+    spec.log = s.spec.log;
+    s.chat_throttle = spawn_chat_throttle_actor(self, std::move(spec));
+  }
+  return s.chat_throttle;
 }
 
 /// Asks one of the runtime's actors and relays its answer (or error).
@@ -107,7 +127,12 @@ runtime_api_actor::behavior_type runtime_api(api_self self, runtime_api_spec spe
       }
       caf::anon_send(self->state.spec.connection, publish_atom::value, subject, data);
     },
-    [self](command_atom, const outgoing_command& cmd) { return send_command(self, cmd); },
+    [self](command_atom, const outgoing_command& cmd) {
+      return send_command(self, cmd, self->state.spec.connection);
+    },
+    [self](chat_atom, const outgoing_command& cmd) {
+      return send_command(self, cmd, chat_throttle(self));
+    },
     [self](request_atom, const std::string& subject, const std::string& data,
            caf::timespan timeout) -> caf::result<std::string> {
       if (subject.empty())

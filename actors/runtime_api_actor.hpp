@@ -34,6 +34,8 @@ struct runtime_api_spec {
   std::string default_domain;  // of the first configured channel
   std::string default_channel;
   caf::actor supervisor, connection, commands, health;
+  double chat_min_delay = 1.0;  // seconds (kryten_config's)
+  double chat_jitter = 0.5;
   /// Asks the client to stop run() with a reason and exit code.
   std::function<void(const std::string&, int)> request_stop;
   std::shared_ptr<spdlog::logger> log;

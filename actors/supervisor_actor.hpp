@@ -29,6 +29,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/logger.h>
 
+#include "actors/connection_actor.hpp"
 #include "actors/handler_actor.hpp"
 #include "actors/handler_registry.hpp"
 #include "actors/health_actor.hpp"
@@ -54,6 +55,15 @@ struct handler_registration {
   std::string subject; // non-empty: a plain subscription instead of an event route
 };
 
+/// Makes the connection actor (connection_actor.hpp's protocol).
+using connection_factory = std::function<caf::actor(caf::actor_system&, connection_spec)>;
+
+/// What carries the runtime's messages: NATS unless kryten::testing plugs in
+/// its loopback connection.
+struct transport {
+  connection_factory make_connection;
+};
+
 struct supervisor_spec {
   kryten_config cfg;
   service_identity identity;
@@ -70,6 +80,8 @@ struct supervisor_spec {
   std::function<void(const std::string&, int)> request_stop;
   /// The graceful shutdown is over (shutdown published, NATS closed).
   std::function<void()> on_shut_down;
+  /// Empty: the cnats connection actor.
+  connection_factory make_connection;
 };
 
 /// The wait before restart number `n` (0-based) within the restart window:

@@ -37,7 +37,8 @@ void spawn_core(supervisor_self* self) {
   cs.channel_stats = spec.channel_stats;
   cs.log = spec.log;
   cs.on_status = spec.on_status;
-  s.connection = spawn_connection_actor(self->system(), std::move(cs));
+  s.connection = spec.make_connection ? spec.make_connection(self->system(), std::move(cs))
+                                      : spawn_connection_actor(self->system(), std::move(cs));
   self->monitor(s.connection);
   self->send(s.connection, status_atom::value, s.health);
   if (lifecycle_on(spec)) {

@@ -30,7 +30,8 @@ using json = nlohmann::json;
 // Known keys per section; anything else is reported as a warning.
 constexpr std::string_view top_keys[] = {
     "nats", "channels", "service", "metrics", "retry_attempts", "retry_delay",
-    "handler_timeout", "max_concurrent_handlers", "handler_queue_size", "log_level"};
+    "handler_timeout", "max_concurrent_handlers", "handler_queue_size", "log_level",
+    "chat_min_delay", "chat_jitter"};
 constexpr std::string_view nats_keys[] = {
     "servers", "user", "password", "token", "tls_cert", "tls_key", "tls_ca", "connect_timeout",
     "reconnect_time_wait", "max_reconnect_attempts", "ping_interval", "pending_msgs_limit",
@@ -377,6 +378,10 @@ void parse_tunables(const json& o, kryten_config& c) {
                [&](const auto& v, const auto& f) { c.retry_attempts = read_int(v, f, 0); });
   optional_key(o, p, "retry_delay",
                [&](const auto& v, const auto& f) { c.retry_delay = read_non_negative(v, f); });
+  optional_key(o, p, "chat_min_delay",
+               [&](const auto& v, const auto& f) { c.chat_min_delay = read_non_negative(v, f); });
+  optional_key(o, p, "chat_jitter",
+               [&](const auto& v, const auto& f) { c.chat_jitter = read_non_negative(v, f); });
   optional_key(o, p, "handler_timeout",
                [&](const auto& v, const auto& f) { c.handler_timeout = read_positive(v, f); });
   optional_key(o, p, "max_concurrent_handlers", [&](const auto& v, const auto& f) {

@@ -144,6 +144,7 @@ struct client::impl {
   detail::runtime_api_actor api;  // the typed protocol; the facade's methods go through it
 
   std::shared_ptr<run_control> control = std::make_shared<run_control>();
+  std::shared_ptr<detail::transport> transport;  // null: NATS
 
   // Guards what user threads register and read outside the event path.
   mutable std::mutex mx;
@@ -219,6 +220,8 @@ void client::impl::start_actors() {
     control->request_stop(reason, code);
   };
   spec.on_shut_down = [control = control] { control->mark_shut_down(); };
+  if (transport)
+    spec.make_connection = transport->make_connection;
   supervisor = detail::spawn_supervisor(*sys, std::move(spec));
   caf::scoped_actor self{*sys};
   self->request(supervisor, 10s, get_atom::value)
@@ -239,6 +242,8 @@ void client::impl::start_api(caf::actor connection, caf::actor commands) {
   spec.connection = std::move(connection);
   spec.commands = std::move(commands);
   spec.health = aggregator;
+  spec.chat_min_delay = cfg.chat_min_delay;
+  spec.chat_jitter = cfg.chat_jitter;
   spec.request_stop = [control = control](const std::string& reason, int code) {
     control->request_stop(reason, code);
   };
@@ -292,7 +297,12 @@ void client::impl::stop_actors() {
 // -- client ---------------------------------------------------------------------
 
 client::client(kryten_config config, std::shared_ptr<spdlog::logger> logger)
+  : client(std::move(config), std::move(logger), nullptr) {}
+
+client::client(kryten_config config, std::shared_ptr<spdlog::logger> logger,
+               std::shared_ptr<detail::transport> transport)
   : impl_(std::make_unique<impl>(std::move(config), std::move(logger))) {
+  impl_->transport = std::move(transport);
   impl_->own_cfg = make_system_config();
   impl_->own_sys = std::make_unique<caf::actor_system>(*impl_->own_cfg);
   impl_->sys = impl_->own_sys.get();

@@ -112,6 +112,8 @@ TEST_CASE("a minimal config yields every default of PROTOCOL.md 7", "[config]") 
   CHECK(c.retry_attempts == 3);
   CHECK(c.retry_delay == 1.0);
   CHECK(c.handler_timeout == 30.0);
+  CHECK(c.chat_min_delay == 1.0);
+  CHECK(c.chat_jitter == 0.5);
   CHECK(c.max_concurrent_handlers == 1000);
   CHECK(c.handler_queue_size == 10000);
   CHECK(c.log_level == "INFO");
@@ -610,6 +612,19 @@ TEST_CASE("retry_delay is a number >= 0", "[config][tunables]") {
   check_error(with("/retry_delay", -0.1), "retry_delay", "retry_delay: must be >= 0 (got -0.1)");
   CHECK(parse(with("/retry_delay", 0)).retry_delay == 0.0);
   CHECK(parse(with("/retry_delay", 2)).retry_delay == 2.0);
+}
+
+TEST_CASE("chat_min_delay and chat_jitter are numbers >= 0", "[config][tunables]") {
+  for (const char* field : {"chat_min_delay", "chat_jitter"}) {
+    INFO(field);
+    auto pointer = std::string{"/"} + field;
+    check_error(with(pointer, -0.5), field, std::string{field} + ": must be >= 0 (got -0.5)");
+    check_error(with(pointer, "1"), field, field);
+    CHECK(parse(with(pointer, 0)).warnings.empty());
+  }
+  auto c = parse(with("/chat_min_delay", 2.5, with("/chat_jitter", 0)));
+  CHECK(c.chat_min_delay == 2.5);
+  CHECK(c.chat_jitter == 0.0);
 }
 
 TEST_CASE("handler_timeout is a number > 0", "[config][tunables]") {

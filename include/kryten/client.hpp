@@ -33,6 +33,13 @@ namespace prometheus {
 class Registry;
 }
 
+namespace kryten::testing {
+class test_service;
+}
+namespace kryten::detail {
+struct transport;
+}
+
 namespace kryten {
 
 /// connect() could not reach or authenticate with any NATS server.
@@ -197,6 +204,11 @@ public:
   caf::actor_system& system();
 
 private:
+  friend class testing::test_service;
+  /// kryten::testing's: a standalone client over another transport than NATS.
+  client(kryten_config config, std::shared_ptr<spdlog::logger> logger,
+         std::shared_ptr<detail::transport> transport);
+
   struct impl;
   std::unique_ptr<impl> impl_;
 };

@@ -90,6 +90,10 @@ struct kryten_config {
   int retry_attempts = 3;          // >= 0
   double retry_delay = 1.0;        // seconds, >= 0
   double handler_timeout = 30.0;   // seconds, > 0
+  // kryten-py's outbound chat throttle: between two chat/PM messages at least
+  // chat_min_delay plus a random 0..chat_jitter seconds (robot.hpp).
+  double chat_min_delay = 1.0;     // seconds, >= 0
+  double chat_jitter = 0.5;        // seconds, >= 0
   int max_concurrent_handlers = 1000;  // >= 1
   // (ours) events queued per handler actor before further events are dropped
   // and counted; bounds memory under overload.

@@ -1,4 +1,4 @@
-// Everything a kryten service needs.
+// Everything a kryten service needs (the test kit, kryten/testing.hpp, apart).
 #pragma once
 
 #include "kryten/client.hpp"
@@ -12,5 +12,7 @@
 #include "kryten/kv_bucket.hpp"
 #include "kryten/logging.hpp"
 #include "kryten/message_types.hpp"
+#include "kryten/robot.hpp"
+#include "kryten/robot_requests.hpp"
 #include "kryten/runtime_protocol.hpp"
 #include "kryten/subjects.hpp"

@@ -44,6 +44,7 @@ using kv_put_atom = caf::atom_constant<caf::atom("kvput")>;
 using kv_delete_atom = caf::atom_constant<caf::atom("kvdelete")>;
 using kv_keys_atom = caf::atom_constant<caf::atom("kvkeys")>;
 using kv_watch_atom = caf::atom_constant<caf::atom("kvwatch")>;
+using chat_atom = caf::atom_constant<caf::atom("kchat")>;
 
 // -- messages -------------------------------------------------------------------
 

@@ -42,6 +42,10 @@ using runtime_actor = caf::typed_actor<
   caf::reacts_to<publish_atom, std::string /*subject*/, std::string /*data*/>,
   /// Sends a command to another service; answers with its request id.
   caf::replies_to<command_atom, outgoing_command>::with<std::string>,
+  /// The same for a chat or PM message (robot.hpp): sent no sooner than
+  /// chat_min_delay plus a random 0..chat_jitter seconds after the previous
+  /// one, as kryten-py throttles them; answers the request id at once.
+  caf::replies_to<chat_atom, outgoing_command>::with<std::string>,
   /// Request/reply: answers with the reply's data (timeout, no_responders,
   /// not_connected, bad_input otherwise).
   caf::replies_to<request_atom, std::string /*subject*/, std::string /*data*/,
