@@ -106,8 +106,11 @@ using connection_self = caf::stateful_actor<connection_actor_state>;
 void set_status(connection_self* self, connection_status st) {
   auto& s = self->state;
   auto previous = s.status.state;
-  if (st.server.empty())
-    st.server = s.status.server;
+  auto lost = s.status.server;
+  // cnats reports a disconnect on its callback thread, after it may have
+  // moved to the next server: the server lost is the one we were connected to.
+  if (st.server.empty() || (st.state == connection_state::disconnected && !lost.empty()))
+    st.server = lost;
   s.status = std::move(st);
   if (s.status.state == connection_state::connected && previous == connection_state::disconnected)
     bump(s.spec.stats->reconnects);
@@ -115,7 +118,10 @@ void set_status(connection_self* self, connection_status st) {
     bump(s.spec.stats->disconnects);
   switch (s.status.state) {
     case connection_state::connected:
-      s.spec.log->info("connected to NATS at {}", s.status.server);
+      if (previous == connection_state::disconnected)
+        s.spec.log->info("reconnected to NATS at {} (lost {})", s.status.server, lost);
+      else
+        s.spec.log->info("connected to NATS at {}", s.status.server);
       break;
     case connection_state::disconnected:
       s.spec.log->warn("disconnected from NATS ({}): {}", s.status.server, s.status.reason);

@@ -83,6 +83,7 @@ void on_status(lifecycle_self* self, const connection_status& st) {
       publish(self, "disconnected",
               {{"target", "NATS"},
                {"reason", s.pending_loss->reason},
+               {"servers", servers_of(*s.pending_loss)},  // the server lost
                {"disconnected_at", iso8601(s.pending_loss->at_ns)},
                {"downtime_seconds", down_s}});
       s.pending_loss.reset();

@@ -216,6 +216,12 @@ void nats_server::stop() {
   }
 }
 
+void nats_server::kill() {
+  if (!proc_ || !proc_->running()) return;
+  proc_->signal(SIGKILL);
+  proc_->wait_for_exit(5s);
+}
+
 void nats_server::start() {
   if (running()) return;
   // The port should be free again at once (nats-server listens with
@@ -233,6 +239,59 @@ void nats_server::start() {
 }
 
 bool nats_server::running() const { return proc_ && proc_->running(); }
+
+// ---------------------------------------------------------------------------
+// nats_cluster
+
+nats_cluster::nats_cluster(std::size_t nodes) {
+  std::vector<int> route_ports;
+  for (std::size_t i = 0; i < nodes; ++i) route_ports.push_back(free_port());
+  for (std::size_t i = 0; i < nodes; ++i) {
+    std::string routes;
+    for (std::size_t j = 0; j < nodes; ++j)
+      if (j != i)
+        routes += (routes.empty() ? "" : ", ") + std::string{"nats-route://127.0.0.1:"} +
+                  std::to_string(route_ports[j]);
+    nats_server::options opts;
+    opts.config = "server_name: node" + std::to_string(i) +
+                  "\ncluster {\n  name: kryten-test\n  listen: 127.0.0.1:" +
+                  std::to_string(route_ports[i]) + "\n  routes: [" + routes + "]\n}\n";
+    nodes_.push_back(std::make_unique<nats_server>(std::move(opts)));
+  }
+  if (!wait_formed(10s)) throw std::runtime_error("nats cluster: routes not up after 10 s");
+}
+
+std::vector<std::string> nats_cluster::urls() const {
+  std::vector<std::string> out;
+  for (auto& n : nodes_) out.push_back(n->url());
+  return out;
+}
+
+bool nats_cluster::wait_formed(std::chrono::milliseconds deadline) const {
+  // Formed when a message published on any running node reaches a
+  // subscriber on every other running node.
+  const auto end = std::chrono::steady_clock::now() + deadline;
+  std::vector<std::unique_ptr<bus_client>> clients;
+  for (auto& n : nodes_)
+    if (n->running()) clients.push_back(std::make_unique<bus_client>(n->url()));
+  const std::string subject = "kryten.test.cluster.formed";
+  for (auto& c : clients) c->subscribe(subject);
+  for (std::size_t from = 0; from < clients.size(); ++from) {
+    auto everyone_has_it = [&] {
+      for (std::size_t to = 0; to < clients.size(); ++to)
+        if (to != from && clients[to]->messages_on(subject).empty()) return false;
+      return true;
+    };
+    for (;;) {
+      for (auto& c : clients) c->clear();
+      clients[from]->publish(subject, "hello");
+      clients[from]->flush();
+      if (wait_until(everyone_has_it, 100ms)) break;
+      if (std::chrono::steady_clock::now() >= end) return false;
+    }
+  }
+  return true;
+}
 
 // ---------------------------------------------------------------------------
 // bus_client

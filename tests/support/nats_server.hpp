@@ -53,6 +53,7 @@ public:
   int port() const { return port_; }
   std::string url() const;  // nats://127.0.0.1:PORT
   void stop();              // graceful stop, waits for exit
+  void kill();              // SIGKILL, waits for exit: the node dies as in a crash
   void start();             // (re)start on the same port, waits until ready
   bool running() const;
 
@@ -61,6 +62,22 @@ private:
   std::string config_file_;  // from opts_.config; removed by the destructor
   int port_;
   std::unique_ptr<child_process> proc_;
+};
+
+/// Nodes of one nats-server cluster on 127.0.0.1 (full mesh of routes). The
+/// constructor returns once every node sees subscriptions made on every other
+/// node (10 s deadline, throws otherwise).
+class nats_cluster {
+public:
+  explicit nats_cluster(std::size_t nodes = 3);
+  nats_server& node(std::size_t i) { return *nodes_.at(i); }
+  std::size_t size() const { return nodes_.size(); }
+  std::vector<std::string> urls() const;  // every node's url(), in order
+  /// Waits until the running nodes route to each other (after a restart).
+  bool wait_formed(std::chrono::milliseconds deadline) const;
+
+private:
+  std::vector<std::unique_ptr<nats_server>> nodes_;
 };
 
 struct bus_message {
