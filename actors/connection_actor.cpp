@@ -51,6 +51,7 @@ struct nats_session {
   std::vector<subscription_handle> event_subs;
   std::vector<subscription_handle> plain_subs;
   natsSubscription* inbox_sub = nullptr;
+  std::shared_ptr<cnats_closures> closures = std::make_shared<cnats_closures>();
 
   nats_session() = default;
   nats_session(const nats_session&) = delete;
@@ -69,11 +70,15 @@ struct nats_session {
       natsSubscription_Destroy(inbox_sub);
       inbox_sub = nullptr;
     }
-    if (flush && !natsConnection_IsClosed(conn))
+    // Only a live connection can flush; one that is reconnecting would wait
+    // out the whole timeout.
+    if (flush && natsConnection_Status(conn) == NATS_CONN_STATUS_CONNECTED)
       natsConnection_FlushTimeout(conn, flush_timeout_ms);
     natsConnection_Close(conn);
     natsConnection_Destroy(conn);
     conn = nullptr;
+    // Bounded: cnats frees them at once unless a callback is stuck.
+    (void) closures->wait_all_freed(std::chrono::seconds(2));
   }
 };
 
@@ -142,6 +147,7 @@ std::string subscribe_channel(connection_self* self, const channel_config& ch,
                               std::shared_ptr<subscription_stats> stats) {
   auto& s = self->state;
   auto ctx = std::make_unique<event_subscription>();
+  ctx->held = cnats_closures::token{s.nats.closures};
   ctx->subject = subjects::channel_events(ch.channel);
   ctx->registry = s.spec.registry;
   ctx->stats = stats;
@@ -185,7 +191,8 @@ std::string connect(connection_self* self) {
   auto& s = self->state;
   if (s.nats.conn != nullptr)
     return {};
-  auto* events = new connection_events{caf::actor_cast<caf::actor>(self), s.spec.stats,
+  auto* events = new connection_events{cnats_closures::token{s.nats.closures},
+                                       caf::actor_cast<caf::weak_actor_ptr>(self), s.spec.stats,
                                        s.spec.log, log_limiter{}};
   natsOptions* opts = nullptr;
   natsStatus st = make_options(s.spec.nats, s.spec.client_name, events, &opts);
@@ -245,7 +252,7 @@ caf::result<std::string> request(connection_self* self, const std::string& subje
   auto& s = self->state;
   if (s.nats.conn == nullptr)
     return make_error(error_code::not_connected, "not connected to NATS");
-  if (auto err = s.requests.open(s.nats.conn, caf::actor_cast<caf::actor>(self),
+  if (auto err = s.requests.open(s.nats.conn, s.nats.closures, caf::actor_cast<caf::actor>(self),
                                  &s.nats.inbox_sub);
       !err.empty())
     return make_error(error_code::not_connected, "cannot create reply inbox: " + err);
@@ -266,7 +273,8 @@ std::string subscribe_plain(connection_self* self, const std::string& subject,
   if (s.nats.conn == nullptr)
     return "not connected to NATS";
   auto route_label = route.label;
-  auto ctx = std::make_unique<plain_subscription>(plain_subscription{std::move(route)});
+  auto ctx = std::make_unique<plain_subscription>(
+    plain_subscription{cnats_closures::token{s.nats.closures}, std::move(route)});
   natsSubscription* sub = nullptr;
   natsStatus st = queue.empty()
                     ? natsConnection_Subscribe(&sub, s.nats.conn, subject.c_str(), on_plain_msg,
@@ -325,14 +333,19 @@ void drain_event_subscriptions(connection_self* self) {
 /// every one of them has completed (delivered its last event).
 drain_progress drain_status(connection_self* self) {
   drain_progress p;
+  // A drain completes only once the server confirms it; while reconnecting
+  // it cannot, so what counts then is that nothing is left buffered.
+  auto* conn = self->state.nats.conn;
+  bool live = conn != nullptr && natsConnection_Status(conn) == NATS_CONN_STATUS_CONNECTED;
   for (auto& h : self->state.nats.event_subs) {
     if (!natsSubscription_IsValid(h.sub))
       continue;
-    p.complete = false;
     int msgs = 0;
     int bytes = 0;
     if (natsSubscription_GetPending(h.sub, &msgs, &bytes) == NATS_OK)
       p.pending += msgs;
+    if (live || msgs > 0)
+      p.complete = false;
   }
   return p;
 }

@@ -13,6 +13,7 @@
 #include <nats/nats.h>
 #include <spdlog/logger.h>
 
+#include "actors/cnats_closures.hpp"
 #include "actors/handler_registry.hpp"
 #include "actors/log_limiter.hpp"
 #include "actors/runtime_stats.hpp"
@@ -24,6 +25,7 @@ namespace kryten::detail {
 /// by cnats once subscribed: freed by the subscription's on-complete callback,
 /// after the last message callback has returned.
 struct event_subscription {
+  cnats_closures::token held;  // first: freed last
   std::string subject;
   std::shared_ptr<handler_registry> registry;
   std::shared_ptr<subscription_stats> stats;
@@ -55,6 +57,7 @@ void complete_event_subscription(void* closure);
 
 /// A plain (non-event) subscription: every message goes to one route.
 struct plain_subscription {
+  cnats_closures::token held;  // first: freed last
   handler_route route;
 };
 

@@ -35,6 +35,7 @@ void add_connection(const health_state& s, health_status& h) {
   auto& cs = *s.spec.conn_stats;
   h.commands_sent = read(cs.commands_sent);
   h.nats_errors = read(cs.nats_errors) + read(cs.slow_consumer_errors);
+  h.permission_errors = read(cs.permission_errors);
   h.publish_errors = read(cs.publish_errors) + read(cs.lifecycle_errors);
   h.reconnects = read(cs.reconnects);
   h.connected = s.state == connection_state::connected && !s.disconnected;
@@ -115,7 +116,7 @@ health_status aggregate(const health_state& s) {
   h.handler_restarts = read(flags.handler_restarts);
   h.shutting_down = flags.shutting_down.load();
   h.errors = h.decode_errors + h.handler_exceptions + h.handler_timeouts + h.dropped_events
-             + h.nats_errors + h.publish_errors;
+             + h.nats_errors + h.permission_errors + h.publish_errors;
   h.ready = h.connected && flags.ready.load() && !h.shutting_down;
   h.subscribed = h.connected && flags.ready.load();
   auto said_degraded = h.details.find("degraded");

@@ -59,6 +59,7 @@ nlohmann::json health_status::to_json() const {
     {"dropped_events", dropped_events},
     {"abandoned_events", abandoned_events},
     {"nats_errors", nats_errors},
+    {"permission_errors", permission_errors},
     {"publish_errors", publish_errors},
     {"reconnects", reconnects},
     {"events_handled", events_handled},

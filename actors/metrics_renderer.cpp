@@ -102,7 +102,8 @@ std::string render_metrics(const metrics_input& in,
   const std::pair<const char*, std::uint64_t> kinds[] = {
     {"decode", h.decode_errors},        {"handler_exception", h.handler_exceptions},
     {"handler_timeout", h.handler_timeouts}, {"dropped", h.dropped_events},
-    {"nats", h.nats_errors},            {"publish", h.publish_errors}};
+    {"nats", h.nats_errors},            {"publish", h.publish_errors},
+    {"permission", h.permission_errors}};
   for (const auto& [kind, n] : kinds)
     errors.Add({{"kind", kind}}).Increment(static_cast<double>(n));
 

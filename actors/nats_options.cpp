@@ -21,7 +21,8 @@ int clamp_limit(std::int64_t v) {
 void send_status(void* closure, connection_state state, natsConnection* nc, std::string reason) {
   auto* ev = static_cast<connection_events*>(closure);
   connection_status st{state, connected_url(nc), std::move(reason), unix_ns()};
-  caf::anon_send(ev->owner, nats_event_atom::value, std::move(st));
+  if (auto owner = caf::actor_cast<caf::actor>(ev->owner))
+    caf::anon_send(owner, nats_event_atom::value, std::move(st));
 }
 
 void on_disconnected(natsConnection* nc, void* closure) {
@@ -37,17 +38,31 @@ void on_closed(natsConnection* nc, void* closure) {
   delete static_cast<connection_events*>(closure);  // the last callback cnats makes
 }
 
-void on_async_error(natsConnection*, natsSubscription* sub, natsStatus err, void* closure) {
+// The server's own words for the last error (a permission violation names
+// the subject there); empty when it gave none.
+std::string server_error_text(natsConnection* nc) {
+  const char* text = nullptr;
+  if (nc == nullptr || natsConnection_GetLastError(nc, &text) == NATS_OK || text == nullptr)
+    return {};
+  return text;
+}
+
+void on_async_error(natsConnection* nc, natsSubscription* sub, natsStatus err, void* closure) {
   auto* ev = static_cast<connection_events*>(closure);
   auto subject = sub ? natsSubscription_GetSubject(sub) : nullptr;
   std::string where = subject ? subject : "connection";
-  if (err == NATS_SLOW_CONSUMER)
+  std::string what = natsStatus_GetText(err);
+  if (err == NATS_SLOW_CONSUMER) {
     bump(ev->stats->slow_consumer_errors);
-  else
+  } else if (err == NATS_NOT_PERMITTED) {
+    bump(ev->stats->permission_errors);
+    if (auto text = server_error_text(nc); !text.empty()) what += ": " + text;
+  } else {
     bump(ev->stats->nats_errors);
+  }
   std::uint64_t suppressed = 0;
-  if (ev->limiter.admit(std::string{natsStatus_GetText(err)} + where, suppressed))
-    ev->log->error("NATS error on {}: {}{}", where, natsStatus_GetText(err),
+  if (ev->limiter.admit(what + where, suppressed))
+    ev->log->error("NATS error on {}: {}{}", where, what,
                    suppressed ? fmt::format(" ({} more suppressed)", suppressed) : "");
 }
 
@@ -116,6 +131,8 @@ natsStatus make_options(const nats_config& n, const std::string& client_name,
   // less than it receives.
   if (s == NATS_OK)
     s = natsOptions_SetSendAsap(opts, true);
+  if (s == NATS_OK)
+    s = natsOptions_SetReconnectBufSize(opts, clamp_limit(n.reconnect_buffer_size));
   if (s == NATS_OK && n.pending_msgs_limit > 0)
     s = natsOptions_SetMaxPendingMsgs(opts, clamp_limit(n.pending_msgs_limit));
   if (s == NATS_OK)

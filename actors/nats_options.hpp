@@ -11,6 +11,7 @@
 #include <nats/nats.h>
 #include <spdlog/logger.h>
 
+#include "actors/cnats_closures.hpp"
 #include "actors/log_limiter.hpp"
 #include "actors/runtime_stats.hpp"
 #include "kryten/config.hpp"
@@ -18,9 +19,13 @@
 namespace kryten::detail {
 
 /// What the connection-level callbacks need; cnats calls them with it, and
-/// on_closed (the last callback) frees it.
+/// on_closed (the last callback) frees it. The owner is held weakly: cnats
+/// calls on_closed on its own thread, possibly after the owner and its actor
+/// system are gone, and dropping the last reference to an actor there would
+/// end its thread after the system (a use after free).
 struct connection_events {
-  caf::actor owner;
+  cnats_closures::token held;
+  caf::weak_actor_ptr owner;
   std::shared_ptr<connection_stats> stats;
   std::shared_ptr<spdlog::logger> log;
   log_limiter limiter;

@@ -14,6 +14,7 @@ namespace kryten::detail {
 namespace {
 
 struct reply_inbox {
+  cnats_closures::token held;  // first: freed last
   caf::actor owner;
   std::size_t prefix_len;  // "_INBOX.xxx." : the token follows
 };
@@ -31,7 +32,9 @@ void on_reply_msg(natsConnection*, natsSubscription*, natsMsg* msg, void* closur
 
 }  // namespace
 
-std::string reply_router::open(natsConnection* conn, const caf::actor& owner,
+std::string reply_router::open(natsConnection* conn,
+                               const std::shared_ptr<cnats_closures>& closures,
+                               const caf::actor& owner,
                                natsSubscription** sub) {
   if (*sub != nullptr)
     return {};
@@ -40,7 +43,8 @@ std::string reply_router::open(natsConnection* conn, const caf::actor& owner,
     return nats_error_text(st);
   prefix_ = std::string{inbox} + ".";
   natsInbox_Destroy(inbox);
-  auto ctx = std::make_unique<reply_inbox>(reply_inbox{owner, prefix_.size()});
+  auto ctx = std::make_unique<reply_inbox>(
+    reply_inbox{cnats_closures::token{closures}, owner, prefix_.size()});
   auto wildcard = prefix_ + "*";
   auto st = natsConnection_Subscribe(sub, conn, wildcard.c_str(), on_reply_msg, ctx.get());
   if (st == NATS_OK)

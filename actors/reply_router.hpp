@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -16,6 +17,8 @@
 #include <caf/response_promise.hpp>
 #include <nats/nats.h>
 
+#include "actors/cnats_closures.hpp"
+
 namespace kryten::detail {
 
 /// (reply_atom, token, data, no_responders): a reply arrived for `token`.
@@ -25,7 +28,8 @@ class reply_router {
 public:
   /// Subscribes the inbox once per connection; replies go to `owner` as
   /// reply_atom messages. Returns "" or what went wrong.
-  std::string open(natsConnection* conn, const caf::actor& owner, natsSubscription** sub);
+  std::string open(natsConnection* conn, const std::shared_ptr<cnats_closures>& closures,
+                   const caf::actor& owner, natsSubscription** sub);
   /// A new pending request: its token and the reply subject to publish with.
   std::pair<std::uint64_t, std::string> add(caf::response_promise promise);
   /// Completes the request `token` with `result` (a reply or an error); a

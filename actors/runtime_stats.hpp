@@ -79,6 +79,7 @@ struct connection_stats {
   counter publish_errors{0};
   counter nats_errors{0};
   counter slow_consumer_errors{0};
+  counter permission_errors{0};
   counter reconnects{0};
   counter disconnects{0};
   counter lifecycle_errors{0};  // lifecycle events (heartbeats included) that never reached

@@ -35,6 +35,7 @@ constexpr std::string_view top_keys[] = {
 constexpr std::string_view nats_keys[] = {
     "servers", "user", "password", "token", "tls_cert", "tls_key", "tls_ca", "connect_timeout",
     "reconnect_time_wait", "max_reconnect_attempts", "ping_interval", "pending_msgs_limit",
+    "reconnect_buffer_size",
     "pending_bytes_limit"};
 constexpr std::string_view channel_keys[] = {"domain", "channel"};
 constexpr std::string_view service_keys[] = {
@@ -253,6 +254,23 @@ void parse_nats_secrets(const json& o, nats_config& n) {
   }
 }
 
+// A certificate file that cannot be read is a configuration error now, not a
+// TLS failure at connect time that reads like a network problem.
+void check_readable(const std::optional<std::string>& path, const std::string& field) {
+  if (!path) return;
+  std::ifstream in(*path, std::ios::binary);
+  if (!in || in.peek() == std::ifstream::traits_type::eof())
+    fail(field, "file cannot be read or is empty", json(*path).dump());
+}
+
+void check_tls_files(const nats_config& n) {
+  if (n.tls_key && !n.tls_cert) fail("nats.tls_key", "needs nats.tls_cert", json(*n.tls_key).dump());
+  if (n.tls_cert && !n.tls_key) fail("nats.tls_cert", "needs nats.tls_key", json(*n.tls_cert).dump());
+  check_readable(n.tls_ca, "nats.tls_ca");
+  check_readable(n.tls_cert, "nats.tls_cert");
+  check_readable(n.tls_key, "nats.tls_key");
+}
+
 nats_config parse_nats(const json& section, std::vector<std::string>& warnings) {
   const std::string p = "nats";
   const auto& o = require_object(section, p);
@@ -274,6 +292,10 @@ nats_config parse_nats(const json& section, std::vector<std::string>& warnings) 
                [&](const auto& v, const auto& f) { n.pending_msgs_limit = read_limit(v, f); });
   optional_key(o, p, "pending_bytes_limit",
                [&](const auto& v, const auto& f) { n.pending_bytes_limit = read_limit(v, f); });
+  optional_key(o, p, "reconnect_buffer_size", [&](const auto& v, const auto& f) {
+    n.reconnect_buffer_size = read_int(v, f, 1);
+  });
+  check_tls_files(n);
   return n;
 }
 

@@ -328,8 +328,11 @@ client::~client() {
     // embedded client's caller owns the system: its destructor will wait.)
     impl_->log->error("leaving the actor system behind: user code is stuck in {}",
                       impl_->stuck.front());
-    if (impl_->own_sys)
+    // Its configuration too: the system's threads read it until they end.
+    if (impl_->own_sys) {
       (void) impl_->own_sys.release();
+      (void) impl_->own_cfg.release();
+    }
   }
   impl_->own_sys.reset();  // waits for every actor of its own
 }

@@ -3,7 +3,7 @@
 # Idempotent; needs root (or sudo) when something is missing.
 set -euo pipefail
 packages=(
-  build-essential cmake pkg-config ccache git procps
+  build-essential cmake pkg-config ccache git procps openssl
   libcaf-dev libnats-dev nats-server nlohmann-json3-dev libsimdjson-dev
   libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev
   libspdlog-dev libfmt-dev catch2 prometheus-cpp-dev prometheus

@@ -143,11 +143,13 @@ TEST_CASE("an empty service object yields the service defaults", "[config][servi
 }
 
 TEST_CASE("a full config is read field by field", "[config]") {
-  auto c = parse_config(R"({
+  temp_file cert{"CERT", ".pem"}, key{"KEY", ".pem"}, ca{"CA", ".pem"};
+  auto text = std::string{R"({
     "nats": {"servers": ["nats://a:4222", "nats://b:4222"], "user": "u", "password": "p",
-             "token": "t", "tls_cert": "c.pem", "tls_key": "k.pem", "tls_ca": "ca.pem",
+             "token": "t", "tls_cert": "CERT_PATH", "tls_key": "KEY_PATH", "tls_ca": "CA_PATH",
              "connect_timeout": 2.5, "reconnect_time_wait": 0, "max_reconnect_attempts": 7,
-             "ping_interval": 30, "pending_msgs_limit": -1, "pending_bytes_limit": 1024},
+             "ping_interval": 30, "pending_msgs_limit": -1, "pending_bytes_limit": 1024,
+             "reconnect_buffer_size": 4096},
     "channels": [{"domain": "cytu.be", "channel": "lounge"}, {"domain": "x.y", "channel": "z"}],
     "service": {"name": "my-bot", "version": "2.1.0", "enable_lifecycle": false,
                 "enable_heartbeat": false, "heartbeat_interval": 60, "enable_discovery": false,
@@ -155,20 +157,24 @@ TEST_CASE("a full config is read field by field", "[config]") {
                 "metrics_port": 9090, "metrics_path": "/m", "restart_on_notice": true,
                 "shutdown_timeout": 3},
     "retry_attempts": 0, "retry_delay": 0.5, "handler_timeout": 5,
-    "max_concurrent_handlers": 10, "handler_queue_size": 50, "log_level": "debug"})");
+    "max_concurrent_handlers": 10, "handler_queue_size": 50, "log_level": "debug"})"};
+  for (auto [from, to] : {std::pair{"CERT_PATH", &cert}, {"KEY_PATH", &key}, {"CA_PATH", &ca}})
+    text.replace(text.find(from), std::string{from}.size(), to->path());
+  auto c = parse_config(text);
   CHECK(c.nats.servers.size() == 2);
   CHECK(c.nats.user == "u");
   CHECK(c.nats.password == "p");
   CHECK(c.nats.token == "t");
-  CHECK(c.nats.tls_cert == "c.pem");
-  CHECK(c.nats.tls_key == "k.pem");
-  CHECK(c.nats.tls_ca == "ca.pem");
+  CHECK(c.nats.tls_cert == cert.path());
+  CHECK(c.nats.tls_key == key.path());
+  CHECK(c.nats.tls_ca == ca.path());
   CHECK(c.nats.connect_timeout == 2.5);
   CHECK(c.nats.reconnect_time_wait == 0.0);
   CHECK(c.nats.max_reconnect_attempts == 7);
   CHECK(c.nats.ping_interval == 30.0);
   CHECK(c.nats.pending_msgs_limit == -1);
   CHECK(c.nats.pending_bytes_limit == 1024);
+  CHECK(c.nats.reconnect_buffer_size == 4096);
   REQUIRE(c.channels.size() == 2);
   CHECK(c.channels[1].domain == "x.y");
   CHECK(c.channels[1].channel == "z");
@@ -344,6 +350,36 @@ TEST_CASE("optional nats strings must be strings, null means absent", "[config][
     CHECK_FALSE(c.nats.tls_key);
     CHECK_FALSE(c.nats.tls_ca);
   }
+}
+
+TEST_CASE("TLS files must be readable, and a certificate needs its key", "[config][nats][tls]") {
+  temp_file pem{"-----BEGIN CERTIFICATE-----\n", ".pem"};
+  temp_file empty{"", ".pem"};
+  const std::string missing = "/nonexistent/kryten/ca.pem";
+  for (const char* key : {"tls_ca", "tls_cert", "tls_key"}) {
+    INFO(key);
+    std::string field = std::string("nats.") + key;
+    auto base = with("/nats/tls_cert", pem.path(), with("/nats/tls_key", pem.path()));
+    check_error(with("/nats/" + std::string(key), missing, base), field,
+                field + ": file cannot be read or is empty (got \"" + missing + "\")");
+    check_error(with("/nats/" + std::string(key), empty.path(), base), field,
+                "file cannot be read or is empty");
+  }
+  check_error(with("/nats/tls_cert", pem.path()), "nats.tls_cert", "needs nats.tls_key");
+  check_error(with("/nats/tls_key", pem.path()), "nats.tls_key", "needs nats.tls_cert");
+  auto c = parse(with("/nats/tls_ca", pem.path()));
+  CHECK(c.nats.tls_ca == pem.path());
+}
+
+TEST_CASE("nats.reconnect_buffer_size is 8 MiB unless set, 1 .. 2^31-1", "[config][nats]") {
+  CHECK(parse(minimal()).nats.reconnect_buffer_size == 8 * 1024 * 1024);
+  CHECK(parse(with("/nats/reconnect_buffer_size", 1)).nats.reconnect_buffer_size == 1);
+  check_error(with("/nats/reconnect_buffer_size", 0), "nats.reconnect_buffer_size",
+              "nats.reconnect_buffer_size: must be >= 1 (got 0)");
+  check_error(with("/nats/reconnect_buffer_size", 4294967296LL), "nats.reconnect_buffer_size",
+              "must be <= 2147483647");
+  check_error(with("/nats/reconnect_buffer_size", "big"), "nats.reconnect_buffer_size",
+              "must be an integer");
 }
 
 TEST_CASE("nats.connect_timeout must be > 0", "[config][nats]") {

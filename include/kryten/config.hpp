@@ -40,6 +40,9 @@ struct nats_config {
   // by default; every subscription gets these limits instead.
   std::int64_t pending_msgs_limit = 262144;           // >= 1, or -1 for unlimited
   std::int64_t pending_bytes_limit = 256LL << 20;     // >= 1, or -1 for unlimited
+  // (ours) bytes of publishes cnats holds while reconnecting, sent once it is
+  // back; a publish that does not fit fails and is counted in publish_errors.
+  std::int64_t reconnect_buffer_size = 8LL << 20;     // 1 .. 2^31-1
 };
 
 struct channel_config {

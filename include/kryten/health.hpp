@@ -61,6 +61,7 @@ struct health_status {
   std::uint64_t dropped_events = 0;      // full handler queues and cnats pending limits
   std::uint64_t abandoned_events = 0;    // still buffered or queued at the shutdown drain deadline
   std::uint64_t nats_errors = 0;         // async NATS errors incl. slow consumers
+  std::uint64_t permission_errors = 0;   // permission violations the server reported
   std::uint64_t publish_errors = 0;
   std::uint64_t reconnects = 0;
   std::uint64_t events_handled = 0;      // handler runs

@@ -243,7 +243,7 @@ bool nats_server::running() const { return proc_ && proc_->running(); }
 // ---------------------------------------------------------------------------
 // nats_cluster
 
-nats_cluster::nats_cluster(std::size_t nodes) {
+nats_cluster::nats_cluster(std::size_t nodes, bool advertise) {
   std::vector<int> route_ports;
   for (std::size_t i = 0; i < nodes; ++i) route_ports.push_back(free_port());
   for (std::size_t i = 0; i < nodes; ++i) {
@@ -255,7 +255,8 @@ nats_cluster::nats_cluster(std::size_t nodes) {
     nats_server::options opts;
     opts.config = "server_name: node" + std::to_string(i) +
                   "\ncluster {\n  name: kryten-test\n  listen: 127.0.0.1:" +
-                  std::to_string(route_ports[i]) + "\n  routes: [" + routes + "]\n}\n";
+                  std::to_string(route_ports[i]) + "\n  routes: [" + routes + "]\n" +
+                  (advertise ? "" : "  no_advertise: true\n") + "}\n";
     nodes_.push_back(std::make_unique<nats_server>(std::move(opts)));
   }
   if (!wait_formed(10s)) throw std::runtime_error("nats cluster: routes not up after 10 s");
@@ -351,7 +352,17 @@ bus_client::bus_client(const std::string& url, const std::string& user,
     : impl_(std::make_unique<impl>()) {
   natsOptions* opts = nullptr;
   natsStatus s = natsOptions_Create(&opts);
-  if (s == NATS_OK) s = natsOptions_SetURL(opts, url.c_str());
+  // A comma-separated list is a server pool, tried in order.
+  std::vector<std::string> urls;
+  for (std::size_t from = 0, comma; from <= url.size(); from = comma + 1) {
+    comma = std::min(url.find(',', from), url.size());
+    urls.push_back(url.substr(from, comma - from));
+  }
+  std::vector<const char*> servers;
+  for (auto& u : urls) servers.push_back(u.c_str());
+  if (s == NATS_OK)
+    s = natsOptions_SetServers(opts, servers.data(), static_cast<int>(servers.size()));
+  if (s == NATS_OK) s = natsOptions_SetNoRandomize(opts, true);
   if (s == NATS_OK && (!user.empty() || !password.empty())) {
     s = natsOptions_SetUserInfo(opts, user.c_str(), password.c_str());
   }

@@ -66,10 +66,11 @@ private:
 
 /// Nodes of one nats-server cluster on 127.0.0.1 (full mesh of routes). The
 /// constructor returns once every node sees subscriptions made on every other
-/// node (10 s deadline, throws otherwise).
+/// node (10 s deadline, throws otherwise). Without `advertise`, nodes do not
+/// tell clients of the others, so a client stays with the servers it was given.
 class nats_cluster {
 public:
-  explicit nats_cluster(std::size_t nodes = 3);
+  explicit nats_cluster(std::size_t nodes = 3, bool advertise = true);
   nats_server& node(std::size_t i) { return *nodes_.at(i); }
   std::size_t size() const { return nodes_.size(); }
   std::vector<std::string> urls() const;  // every node's url(), in order
@@ -90,6 +91,7 @@ struct bus_message {
 /// subscribes to, publishes, and makes requests.
 class bus_client {
 public:
+  /// `url` may be a comma-separated list of servers, tried in order.
   explicit bus_client(const std::string& url, const std::string& user = "",
                       const std::string& password = "", const std::string& token = "");
   ~bus_client();
