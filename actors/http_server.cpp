@@ -2,21 +2,19 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cerrno>
-#include <condition_variable>
-#include <cstring>
 #include <mutex>
 #include <set>
 #include <stdexcept>
-#include <thread>
 #include <vector>
 
-#include <httplib.h>
 #include <spdlog/sinks/null_sink.h>
-#include <sys/socket.h>
 
+#include "actors/http_connection_loop.hpp"
+#include "actors/http_request_parser.hpp"
+#include "actors/http_response.hpp"
 #include "actors/log_limiter.hpp"
 #include "actors/metrics_renderer.hpp"
+#include "actors/tcp_listener.hpp"
 
 namespace kryten::detail {
 
@@ -33,35 +31,7 @@ using namespace std::chrono_literals;
 // What is left of the budget after a callback's deadline: writing the answer.
 constexpr milliseconds margin = 30ms;
 
-// When the connection the current worker thread serves was accepted.
-thread_local clock::time_point t_accepted{};
-
-/// httplib's thread pool, noting when each connection was accepted.
-class timed_queue final : public httplib::TaskQueue {
-public:
-  explicit timed_queue(std::size_t threads) : pool_(threads) {}
-
-  void enqueue(std::function<void()> fn) override {
-    auto accepted = clock::now();
-    pool_.enqueue([fn = std::move(fn), accepted] {
-      t_accepted = accepted;
-      fn();
-      t_accepted = {};
-    });
-  }
-
-  void shutdown() override { pool_.shutdown(); }
-
-private:
-  httplib::ThreadPool pool_;
-};
-
-/// httplib::Server with access to its listening socket (to raise the
-/// listen backlog from httplib's 5).
-class server final : public httplib::Server {
-public:
-  socket_t listening_socket() const { return svr_sock_; }
-};
+constexpr int listen_backlog = 128;
 
 enum class route { none, health, livez, readyz, metrics };
 
@@ -82,21 +52,13 @@ const char* const allowed_methods = "GET, HEAD";
 const char* const json_type = "application/json";
 const char* const text_type = "text/plain; charset=utf-8";
 
-void send_json(httplib::Response& res, int status, const nlohmann::json& body) {
-  res.status = status;
-  res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n",
-                  json_type);
+http_response json_response(int status, const nlohmann::json& body) {
+  return {status, json_type,
+          body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", {}};
 }
 
-void send_error(httplib::Response& res, int status, const std::string& error) {
-  send_json(res, status, {{"status", "error"}, {"error", error}});
-}
-
-bool has_body(const httplib::Request& req) {
-  if (req.has_header("Transfer-Encoding"))
-    return true;
-  auto length = req.get_header_value("Content-Length");
-  return !length.empty() && length != "0";
+http_response text_response(int status, std::string body) {
+  return {status, text_type, std::move(body), {}};
 }
 
 }  // namespace
@@ -129,54 +91,6 @@ struct http_server::impl {
     }
     if (routes.serve_metrics)
       add(routes.metrics_path);
-    configure();
-  }
-
-  void configure() {
-    auto threads = limits.threads;
-    svr.new_task_queue = [threads] { return new timed_queue(threads); };
-    // One request per connection: an idle keep-alive connection would hold a
-    // worker; a connection that sends nothing is dropped after 1 s.
-    svr.set_keep_alive_max_count(1);
-    svr.set_keep_alive_timeout(1);
-    svr.set_read_timeout(1, 0);
-    svr.set_write_timeout(1, 0);
-    svr.set_payload_max_length(64 * 1024);
-    // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, which would let
-    // a second server bind a port that is in use.
-    svr.set_socket_options([](socket_t sock) {
-      int yes = 1;
-      ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-    });
-    // Requests without a body are answered before httplib's routing (this
-    // covers every method, CONNECT and TRACE too); those with a body are
-    // read first (up to the payload limit), then answered the same way.
-    svr.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-      if (has_body(req))
-        return httplib::Server::HandlerResponse::Unhandled;
-      handle(req, res);
-      return httplib::Server::HandlerResponse::Handled;
-    });
-    auto h = [this](const httplib::Request& req, httplib::Response& res) { handle(req, res); };
-    svr.Get(".*", h);
-    svr.Post(".*", h);
-    svr.Put(".*", h);
-    svr.Patch(".*", h);
-    svr.Delete(".*", h);
-    svr.Options(".*", h);
-    svr.set_exception_handler([this](const httplib::Request&, httplib::Response& res,
-                                     std::exception_ptr ep) {
-      std::string what = "internal error";
-      try {
-        if (ep)
-          std::rethrow_exception(ep);
-      } catch (const std::exception& e) {
-        what = e.what();
-      } catch (...) {
-      }
-      note("exception", "HTTP probe request failed: " + what);
-      send_error(res, 500, what);
-    });
   }
 
   route route_of(const std::string& path) const {
@@ -193,51 +107,52 @@ struct http_server::impl {
     return route::none;
   }
 
-  void handle(const httplib::Request& req, httplib::Response& res) {
-    auto accepted = t_accepted == clock::time_point{} ? clock::now() : t_accepted;
+  /// Answers a complete request (on a worker thread of the loop).
+  http_response handle(const request_head& req, clock::time_point accepted) {
     auto until = accepted + limits.budget;
-    res.set_header("Cache-Control", "no-store");
     auto r = route_of(req.path);
     if (r == route::none)
-      return send_json(res, 404, {{"error", "not found"}});
+      return json_response(404, {{"error", "not found"}});
     if (req.method != "GET" && req.method != "HEAD") {
-      res.set_header("Allow", allowed_methods);
-      return send_json(res, 405, {{"error", "method not allowed"}});
+      auto res = json_response(405, {{"error", "method not allowed"}});
+      res.headers.emplace_back("Allow", allowed_methods);
+      return res;
     }
     if (stopping.load())
-      return send_error(res, 503, "shutting down");
+      return error_response(503, "shutting down");
     bool verbose = req.has_param("verbose");
     switch (r) {
       case route::health:
-        return health(res, until);
+        return health(until);
       case route::livez:
-        return livez(res, verbose, until);
+        return livez(verbose, until);
       case route::readyz:
-        return readyz(res, verbose, until);
+        return readyz(verbose, until);
       case route::metrics:
-        return metrics(res, until);
+        return metrics(until);
       case route::none:
         break;
     }
+    return json_response(404, {{"error", "not found"}});
   }
 
-  void health(httplib::Response& res, clock::time_point until) {
+  http_response health(clock::time_point until) {
     auto o = ask(&probe_callbacks::health, until);
     if (o.kind == answer::failed)
-      return send_error(res, 500, o.error);
+      return error_response(500, o.error);
     if (o.kind != answer::ok || !*o.value)
-      return send_error(res, 503, unanswered(o.kind));
+      return error_response(503, unanswered(o.kind));
     try {
       auto doc = health_document(**o.value);
       bool healthy = doc["status"] == "healthy";
-      send_json(res, healthy ? 200 : 503, doc);
+      return json_response(healthy ? 200 : 503, doc);
     } catch (const std::exception& e) {
       note("health", std::string("building the /health document failed: ") + e.what());
-      send_error(res, 500, e.what());
+      return error_response(500, e.what());
     }
   }
 
-  void livez(httplib::Response& res, bool verbose, clock::time_point until) {
+  http_response livez(bool verbose, clock::time_point until) {
     bool alive = true;
     std::string why;
     if (cbs->alive) {
@@ -252,15 +167,14 @@ struct http_server::impl {
       std::string body = "[+]ping ok\n";
       body += alive ? "[+]runtime ok\n" : "[-]runtime failed: " + why + "\n";
       body += alive ? "livez check passed\n" : "livez check failed\n";
-      res.status = status;
-      return res.set_content(body, text_type);
+      return text_response(status, std::move(body));
     }
     if (alive)
-      return send_json(res, 200, {{"status", "alive"}});
-    send_error(res, 503, why);
+      return json_response(200, {{"status", "alive"}});
+    return error_response(503, why);
   }
 
-  void readyz(httplib::Response& res, bool verbose, clock::time_point until) {
+  http_response readyz(bool verbose, clock::time_point until) {
     auto o = ask(&probe_callbacks::health, until);
     std::vector<std::pair<std::string, bool>> checks;
     std::string failure;
@@ -284,11 +198,10 @@ struct http_server::impl {
       if (!failure.empty())
         body += "[-]runtime failed: " + failure + "\n";
       body += ready ? "readyz check passed\n" : "readyz check failed\n";
-      res.status = status;
-      return res.set_content(body, text_type);
+      return text_response(status, std::move(body));
     }
     if (ready)
-      return send_json(res, 200, {{"status", "ready"}});
+      return json_response(200, {{"status", "ready"}});
     nlohmann::json body = {{"status", "not ready"}};
     auto failed = nlohmann::json::array();
     for (const auto& [name, ok] : checks)
@@ -299,22 +212,21 @@ struct http_server::impl {
       body["error"] = failure;
     }
     body["failed"] = std::move(failed);
-    send_json(res, 503, body);
+    return json_response(503, body);
   }
 
-  void metrics(httplib::Response& res, clock::time_point until) {
+  http_response metrics(clock::time_point until) {
     if (!cbs->metrics)
-      return send_error(res, 503, "no metrics source");
+      return error_response(503, "no metrics source");
     auto o = ask(&probe_callbacks::metrics, until);
     if (o.kind == answer::failed)
-      return send_error(res, 500, o.error);
+      return error_response(500, o.error);
     if (o.kind != answer::ok || !*o.value)
-      return send_error(res, 503, unanswered(o.kind));
-    res.status = 200;
-    res.set_content(std::move(**o.value), metrics_content_type);
+      return error_response(503, unanswered(o.kind));
+    return {200, metrics_content_type, std::move(**o.value), {}};
   }
 
-  /// Runs a callback on this server thread with a deadline (what is left
+  /// Runs a callback on this worker thread with a deadline (what is left
   /// of the request's budget, at most limits.deadline). The runtime's
   /// callbacks are CAF requests with that timeout: they return by then, and
   /// an empty answer means the runtime did not answer in time.
@@ -376,35 +288,29 @@ struct http_server::impl {
     if (started)
       throw std::runtime_error("HTTP probe on " + host + ":" + std::to_string(port) +
                                " started twice");
-    errno = 0;
-    int bound = -1;
-    if (port == 0)
-      bound = svr.bind_to_any_port(host);
-    else if (svr.bind_to_port(host, port))
-      bound = port;
-    if (bound <= 0) {
-      int e = errno;
+    tcp_listener listener;
+    try {
+      listener = open_tcp_listener(host, port, listen_backlog);
+    } catch (const std::exception& e) {
       throw std::runtime_error("cannot listen on " + host + ":" + std::to_string(port) + ": " +
-                               (e != 0 ? std::strerror(e) : "cannot bind to this address"));
+                               e.what());
     }
-    ::listen(svr.listening_socket(), 128);  // httplib listens with a backlog of 5
-    port = bound;
+    port = listener.port;
     started = true;
-    listener = std::thread([this] {
-      svr.listen_after_bind();
-      std::lock_guard<std::mutex> g(mutex);
-      listener_done = true;
-      changed.notify_all();
-    });
-    auto limit = clock::now() + 5s;
-    while (!svr.is_running() && !listener_done && clock::now() < limit)
-      changed.wait_for(lk, 1ms);
-    if (!svr.is_running()) {
-      lk.unlock();
-      stop();
-      throw std::runtime_error("HTTP probe on " + host + ":" + std::to_string(bound) +
-                               " did not start");
-    }
+    http_loop_limits ll;
+    ll.threads = limits.threads;
+    ll.max_connections = limits.max_connections;
+    ll.request_timeout = limits.request_timeout;
+    ll.write_timeout = limits.write_timeout;
+    ll.head.max_head_bytes = limits.max_head_bytes;
+    ll.max_body_bytes = limits.max_body_bytes;
+    loop = std::make_unique<http_connection_loop>(
+      listener, ll,
+      [this](const request_head& req, clock::time_point accepted) {
+        return handle(req, accepted);
+      },
+      [this](const std::string& kind, const std::string& message) { note(kind, message); });
+    loop->start();  // the listener already accepts (the kernel queues until the loop runs)
     std::string paths;
     for (const auto& p : {routes.serve_health ? routes.health_path : std::string(),
                           routes.serve_health ? std::string("/livez /readyz") : std::string(),
@@ -420,14 +326,8 @@ struct http_server::impl {
       return;
     stopped = true;
     stopping = true;
-    // Server::stop() only acts once the accept loop runs; call it once.
-    while (!svr.is_running() && !listener_done)
-      changed.wait_for(lk, 1ms);
-    if (!listener_done)
-      svr.stop();
-    lk.unlock();
-    if (listener.joinable())
-      listener.join();  // the workers return within ~1 s: every wait in them is bounded
+    loop->stop();  // the workers return within a callback's deadline
+    loop.reset();
     log->info("HTTP probe on {}:{} stopped", host, port);
   }
 
@@ -437,15 +337,12 @@ struct http_server::impl {
   std::shared_ptr<const probe_callbacks> cbs;
   std::shared_ptr<spdlog::logger> log;
   probe_limits limits;
-  server svr;
   std::atomic<bool> stopping{false};
 
   std::mutex mutex;  // start/stop
-  std::condition_variable changed;
   bool started = false;
   bool stopped = false;
-  bool listener_done = false;
-  std::thread listener;
+  std::unique_ptr<http_connection_loop> loop;
 
   std::mutex limiter_mutex;
   log_limiter limiter;

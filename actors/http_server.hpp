@@ -1,18 +1,23 @@
-// The HTTP probe: /health, /livez, /readyz and /metrics on cpp-httplib
-// (PROTOCOL.md §6). It never hangs: every request is answered within about
-// one second of being accepted, whatever the runtime does.
+// The HTTP probe: /health, /livez, /readyz and /metrics on a small HTTP/1.1
+// server of our own (PROTOCOL.md §6). It never hangs: every request is
+// answered within about one second of being accepted, whatever the runtime
+// does, and whoever can reach the port cannot silence it.
 //
-// - A fixed pool of `threads` serves connections, one request each (no
-//   keep-alive: an idle connection cannot hold a worker for long); read and
-//   write timeouts are 1 s; request bodies are capped.
-// - The runtime is asked through the callbacks, on the serving thread, with a
-//   deadline (at most `deadline`, less if the request already waited); a
-//   request that waited past its budget for a thread gets 503 at once. A
-//   callback must return by its deadline (the runtime's are CAF requests with
-//   that timeout): an empty answer is 503, one that throws gives 500. What
-//   cpp-httplib does not do is here: the budget, the routes, the answers.
+// - One I/O thread polls non-blocking sockets (http_connection_loop.hpp). A
+//   connection must deliver its whole request within `request_timeout` of
+//   being accepted (a total, not per read; else 408 and closed); at most
+//   `max_connections` are open (at the cap, the oldest one still sending its
+//   request is closed for the newcomer, or the newcomer gets 503 at once);
+//   heads over `max_head_bytes` get 431, bodies over `max_body_bytes` 413.
+//   One request per connection (`Connection: close`).
+// - Complete requests go to a fixed pool of `threads` workers, which ask the
+//   runtime through the callbacks with a deadline (at most `deadline`, less
+//   if the request already waited); a request that waited past its budget
+//   gets 503 at once. A callback must return by its deadline (the runtime's
+//   are CAF requests with that timeout): an empty answer is 503, one that
+//   throws gives 500.
 // - Unknown paths answer 404, methods other than GET and HEAD on a known path
-//   405 (Allow: GET, HEAD).
+//   405 (Allow: GET, HEAD). Every answer carries Cache-Control: no-store.
 #pragma once
 
 #include <chrono>
@@ -48,11 +53,18 @@ struct probe_callbacks {
 };
 
 struct probe_limits {
-  std::size_t threads = 4;  // connections served at once
+  std::size_t threads = 4;  // requests answered at once (workers)
   // From accepting a connection to answering: leaves 200 ms of the promised
   // 1 s for the network and a loaded machine.
   std::chrono::milliseconds budget{800};
   std::chrono::milliseconds deadline{750};  // the most a callback is given
+  // From accepting a connection to its complete request (head and body);
+  // then 408 and closed.
+  std::chrono::milliseconds request_timeout{1000};
+  std::chrono::milliseconds write_timeout{1000};  // for the client to take its answer
+  std::size_t max_connections = 64;               // open at once
+  std::size_t max_head_bytes = 8 * 1024;          // request line and header fields: 431
+  std::size_t max_body_bytes = 64 * 1024;         // Content-Length above: 413
 };
 
 /// The /health document: every health_status field (as health_status::to_json

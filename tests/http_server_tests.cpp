@@ -14,6 +14,7 @@
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
+#include "actors/http_request_parser.hpp"
 #include "actors/http_server.hpp"
 #include "actors/metrics_renderer.hpp"
 
@@ -642,4 +643,241 @@ TEST_CASE("health_document", "[http]") {
   CHECK(kryten::detail::health_document(h)["details"] == json::array({1, 2}));
   h.degraded = true;
   CHECK(kryten::detail::health_document(h)["status"] == "degraded");
+}
+
+// -- the request-head parser ---------------------------------------------------------
+
+namespace {
+
+using kryten::detail::parse_request_head;
+using kryten::detail::parse_state;
+using kryten::detail::request_head_limits;
+
+/// The status of an error, 0 when complete, -1 when incomplete.
+int outcome_of(std::string_view bytes, const request_head_limits& limits = {}) {
+  auto r = parse_request_head(bytes, limits);
+  if (r.state == parse_state::complete)
+    return 0;
+  if (r.state == parse_state::incomplete)
+    return -1;
+  return r.error_status;
+}
+
+}  // namespace
+
+TEST_CASE("parse_request_head: a complete request", "[http][parser]") {
+  const std::string req =
+    "GET /livez?verbose HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent:  kube-probe/1.29 \r\n"
+    "Accept: */*\r\n\r\nrest";
+  auto r = parse_request_head(req);
+  REQUIRE(r.state == parse_state::complete);
+  CHECK(r.head_bytes == req.size() - 4);
+  CHECK(r.method == "GET");
+  CHECK(r.target == "/livez?verbose");
+  CHECK(r.path == "/livez");
+  CHECK(r.query == "verbose");
+  CHECK(r.minor_version == 1);
+  REQUIRE(r.headers.size() == 3);
+  CHECK(r.headers[0] == std::pair<std::string, std::string>{"host", "127.0.0.1:8080"});
+  CHECK(r.headers[1].second == "kube-probe/1.29");  // surrounding whitespace trimmed
+  REQUIRE(r.header("accept") != nullptr);
+  CHECK(*r.header("accept") == "*/*");
+  CHECK(r.header("content-length") == nullptr);
+  CHECK(r.has_param("verbose"));
+  CHECK_FALSE(r.content_length);
+  CHECK_FALSE(r.transfer_encoding);
+
+  // HTTP/1.0, no fields, bare LF line ends, empty lines before the request line.
+  auto old = parse_request_head("\r\n\nHEAD /health HTTP/1.0\n\n");
+  REQUIRE(old.state == parse_state::complete);
+  CHECK(old.method == "HEAD");
+  CHECK(old.path == "/health");
+  CHECK(old.minor_version == 0);
+  CHECK(old.headers.empty());
+  CHECK(old.head_bytes == 26);
+}
+
+TEST_CASE("parse_request_head: every prefix of a request is incomplete", "[http][parser]") {
+  const std::string req =
+    "GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nX-Long: a b\tc\r\n\r\n";
+  for (std::size_t n = 0; n < req.size(); ++n) {
+    INFO("prefix of " << n << " bytes: " << req.substr(0, n));
+    CHECK(outcome_of(std::string_view(req).substr(0, n)) == -1);
+  }
+  auto r = parse_request_head(req + "abc");
+  REQUIRE(r.state == parse_state::complete);
+  CHECK(r.head_bytes == req.size());
+  CHECK(r.content_length == 3u);
+}
+
+TEST_CASE("parse_request_head: oversized heads get 431", "[http][parser]") {
+  std::string start = "GET /health HTTP/1.1\r\nHost: x\r\n";
+  // Incomplete and already at the limit: 431 without waiting for the rest.
+  std::string big = start + "X-Pad: " + std::string(9000, 'a');
+  CHECK(outcome_of(big) == 431);
+  CHECK(outcome_of(std::string(8192, 'G')) == 431);  // a request line that never ends
+  CHECK(outcome_of(std::string(8191, 'G')) == -1);
+  // Complete but longer than the limit.
+  CHECK(outcome_of(start + "X-Pad: " + std::string(8200, 'a') + "\r\n\r\n") == 431);
+  // Exactly at the limit is fine, one byte more is not.
+  request_head_limits small;
+  small.max_head_bytes = 64;
+  std::string fits = "GET / HTTP/1.1\r\nX: ";
+  fits += std::string(64 - fits.size() - 4, 'a') + "\r\n\r\n";
+  REQUIRE(fits.size() == 64);
+  CHECK(outcome_of(fits, small) == 0);
+  CHECK(outcome_of("GET / HTTP/1.1\r\nX: a" + fits.substr(19), small) == 431);
+  // Too many fields.
+  request_head_limits few;
+  few.max_headers = 3;
+  CHECK(outcome_of("GET / HTTP/1.1\r\na: 1\r\nb: 2\r\nc: 3\r\n\r\n", few) == 0);
+  CHECK(outcome_of("GET / HTTP/1.1\r\na: 1\r\nb: 2\r\nc: 3\r\nd: 4\r\n", few) == 431);
+}
+
+TEST_CASE("parse_request_head: bad request lines", "[http][parser]") {
+  for (const char* line : {"GET /\r\n\r\n", "GET\r\n\r\n", " GET / HTTP/1.1\r\n\r\n",
+                           "GET  / HTTP/1.1\r\n\r\n", "GET / HTTP/1.1 \r\n\r\n",
+                           "GET / HTTP/1.1x\r\n\r\n", "GET / http/1.1\r\n\r\n",
+                           "GET / HTTP/11\r\n\r\n", "G@T / HTTP/1.1\r\n\r\n",
+                           "GET /a\x01 HTTP/1.1\r\n\r\n", "GET /a\x7f HTTP/1.1\r\n\r\n",
+                           "GET /\rx HTTP/1.1\r\n\r\n"}) {
+    INFO(line);
+    CHECK(outcome_of(line) == 400);
+  }
+  CHECK(outcome_of("GET / HTTP/2.0\r\n\r\n") == 505);
+  CHECK(outcome_of("GET / HTTP/0.9\r\n\r\n") == 505);
+  // Told before the line is complete: not a method (a TLS handshake, say).
+  CHECK(outcome_of("\x16\x03\x01\x02\x00\x01") == 400);
+  CHECK(outcome_of("GE") == -1);
+  CHECK(outcome_of("GET /hea") == -1);
+  CHECK(outcome_of("") == -1);
+  CHECK(outcome_of("\r\n\r\n") == -1);  // empty lines only: still waiting
+}
+
+TEST_CASE("parse_request_head: folding and garbage in header fields", "[http][parser]") {
+  const std::string start = "GET /health HTTP/1.1\r\n";
+  for (std::string fields : {"X: a\r\n  folded\r\n\r\n",  // obsolete line folding
+                             " Host: x\r\n\r\n",          // whitespace after the request line
+                             "Host : x\r\n\r\n",          // whitespace before the colon
+                             "Host\r\n\r\n",              // no colon
+                             ": x\r\n\r\n",               // no name
+                             "Ho(st: x\r\n\r\n",          // not a token
+                             "X: a\x01b\r\n\r\n",         // a control character
+                             "X: a\rb\r\n\r\n",           // a bare CR
+                             "X: a\r\r\n\r\n"}) {
+    INFO(fields);
+    CHECK(outcome_of(start + fields) == 400);
+  }
+  // Errors in complete lines are found before the head is complete.
+  CHECK(outcome_of(start + "Host : x\r\nmore") == 400);
+  // Tabs and obs-text in values are fine.
+  auto r = parse_request_head(start + "X:\ta\tb\xC3\xA9\r\nY:\r\n\r\n");
+  REQUIRE(r.state == parse_state::complete);
+  CHECK(*r.header("x") == "a\tb\xC3\xA9");
+  CHECK(*r.header("y") == "");
+}
+
+TEST_CASE("parse_request_head: field names are lowercased; Content-Length is checked",
+          "[http][parser]") {
+  auto r = parse_request_head("POST /x HTTP/1.1\r\nCONTENT-LENGTH: 12\r\nX-Mixed-Case: V\r\n\r\n");
+  REQUIRE(r.state == parse_state::complete);
+  CHECK(r.content_length == 12u);
+  REQUIRE(r.header("x-mixed-case") != nullptr);
+  CHECK(*r.header("x-mixed-case") == "V");  // values keep their case
+  CHECK(r.header("X-Mixed-Case") == nullptr);
+
+  const std::string start = "POST /x HTTP/1.1\r\n";
+  CHECK(parse_request_head(start + "Content-Length: 5, 5\r\n\r\n").content_length == 5u);
+  CHECK(parse_request_head(start + "Content-Length: 0\r\nContent-Length: 0\r\n\r\n")
+          .content_length == 0u);
+  for (std::string bad : {"Content-Length: abc\r\n\r\n", "Content-Length: -1\r\n\r\n",
+                          "Content-Length: \r\n\r\n", "Content-Length: 5, 6\r\n\r\n",
+                          "Content-Length: 1\r\nContent-Length: 2\r\n\r\n",
+                          "Content-Length: 99999999999999999999999\r\n\r\n",
+                          "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"}) {
+    INFO(bad);
+    CHECK(outcome_of(start + bad) == 400);
+  }
+  auto te = parse_request_head(start + "Transfer-Encoding: chunked\r\n\r\n");
+  REQUIRE(te.state == parse_state::complete);
+  CHECK(te.transfer_encoding);
+}
+
+TEST_CASE("parse_request_head: paths and query strings", "[http][parser]") {
+  auto head = [](const std::string& target) {
+    return parse_request_head("GET " + target + " HTTP/1.1\r\n\r\n");
+  };
+  auto r = head("/livez?verbose");
+  CHECK(r.path == "/livez");
+  CHECK(r.has_param("verbose"));
+  CHECK(head("/livez?verbose=1").has_param("verbose"));
+  CHECK(head("/livez?a=b&verbose").has_param("verbose"));
+  CHECK(head("/livez?a=b&verbose=&c").has_param("verbose"));
+  CHECK(head("/livez?%76erbose").has_param("verbose"));  // keys are decoded
+  CHECK_FALSE(head("/livez?verbosity=1").has_param("verbose"));
+  CHECK_FALSE(head("/livez?a=verbose").has_param("verbose"));
+  CHECK_FALSE(head("/livez").has_param("verbose"));
+  r = head("/livez?");
+  CHECK(r.path == "/livez");
+  CHECK(r.query.empty());
+  CHECK_FALSE(r.has_param("verbose"));
+  CHECK(head("/a?b?c").query == "b?c");
+  CHECK(head("/%68ealth").path == "/health");     // percent-decoded
+  CHECK(head("/health%2").path == "/health%2");   // an invalid escape is kept
+  CHECK(head("/health%zz").path == "/health%zz");
+  r = head("http://127.0.0.1:8080/health?verbose");  // absolute-form
+  CHECK(r.path == "/health");
+  CHECK(r.query == "verbose");
+  CHECK(head("HTTP://host").path == "/");
+  CHECK(head("https://host?verbose").has_param("verbose"));
+  CHECK(head("*").path == "*");                      // asterisk-form
+  CHECK(head("example.com:443").path == "example.com:443");  // authority-form
+}
+
+TEST_CASE("parse_request_head: arbitrary bytes give a result", "[http][parser]") {
+  // A cheap stand-in for the fuzzer: random mutations of a valid head.
+  const std::string seed =
+    "GET /livez?verbose HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n";
+  std::uint32_t x = 12345;
+  auto next = [&] {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return x;
+  };
+  const char alphabet[] = {'\r', '\n', ' ', '\t', ':', '?', '%', '/', 'H', '\0', '\x7f',
+                           '\xff', ',', '1', 'a'};
+  request_head_limits small;
+  small.max_head_bytes = 48;
+  int complete = 0, errors = 0;
+  for (int i = 0; i < 20000; ++i) {
+    std::string s = seed;
+    for (int k = 0, n = 1 + next() % 4; k < n; ++k) {
+      auto at = next() % (s.size() + 1);
+      switch (next() % 3) {
+        case 0:
+          s.insert(s.begin() + at, alphabet[next() % sizeof alphabet]);
+          break;
+        case 1:
+          if (at < s.size())
+            s.erase(at, 1);
+          break;
+        default:
+          if (at < s.size())
+            s[at] = static_cast<char>(next());
+      }
+    }
+    s.resize(next() % (s.size() + 1));
+    auto r = parse_request_head(s, i % 2 ? small : request_head_limits{});
+    if (r.state == parse_state::complete) {
+      ++complete;
+      REQUIRE(r.head_bytes <= s.size());
+    } else if (r.state == parse_state::error) {
+      ++errors;
+      REQUIRE((r.error_status == 400 || r.error_status == 431 || r.error_status == 505));
+      REQUIRE(!r.error.empty());
+    }
+  }
+  CHECK(complete > 0);
+  CHECK(errors > 0);
 }
