@@ -777,7 +777,7 @@ TEST_CASE("parse_request_head: folding and garbage in header fields", "[http][pa
   CHECK(*r.header("y") == "");
 }
 
-TEST_CASE("parse_request_head: field names are lowercased; Content-Length is checked",
+TEST_CASE("parse_request_head: field names are lowercased and Content-Length is checked",
           "[http][parser]") {
   auto r = parse_request_head("POST /x HTTP/1.1\r\nCONTENT-LENGTH: 12\r\nX-Mixed-Case: V\r\n\r\n");
   REQUIRE(r.state == parse_state::complete);
