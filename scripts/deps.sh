@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian packages kryten-cpp needs, only those missing.
+# Installs the Debian packages kryten-cpp needs, only those missing, and any
+# further packages named as arguments (scripts/fuzz.sh: clang-15 ...).
 # Idempotent; needs root (or sudo) when something is missing.
 set -euo pipefail
 packages=(
@@ -7,6 +8,7 @@ packages=(
   libcaf-dev libnats-dev nats-server nlohmann-json3-dev libsimdjson-dev
   libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev
   libspdlog-dev libfmt-dev catch2 prometheus-cpp-dev prometheus
+  "$@"
 )
 missing=()
 for p in "${packages[@]}"; do

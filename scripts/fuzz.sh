@@ -41,19 +41,8 @@ if [ -n "${KRYTEN_FUZZ_TARGETS:-}" ]; then
 fi
 
 # -- tools ------------------------------------------------------------------------
-bash "$root/scripts/deps.sh"  # what the project's CMake configuration needs
-missing=()
-for p in clang-15 libfuzzer-15-dev; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing: ${missing[*]}"
-  sudo=""
-  [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -qq
-  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# What the project's CMake configuration needs, and the fuzzing toolchain.
+bash "$root/scripts/deps.sh" clang-15 libfuzzer-15-dev
 
 # -- build ------------------------------------------------------------------------
 start=$(date +%s)

@@ -45,18 +45,8 @@ sudo=""
 [ "$(id -u)" -ne 0 ] && sudo="sudo"
 export DEBIAN_FRONTEND=noninteractive
 
-# -- build tools, only those missing (as scripts/deps.sh) -------------------------
-tools=(build-essential cmake ninja-build pkg-config dpkg-dev libssl-dev)
-missing=()
-for p in "${tools[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  log "installing build tools: ${missing[*]}"
-  $sudo apt-get update -qq || die "apt-get update failed"
-  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
-    die "apt-get install ${missing[*]} failed"
-fi
+# -- build tools, only those missing (stdout is the prefix: its output goes to stderr)
+bash "$(dirname "$0")/deps.sh" ninja-build dpkg-dev >&2 || die "installing the build tools failed"
 [ -e /usr/lib/x86_64-linux-gnu/libtsan.so.2 ] || [ -n "$(gcc -print-file-name=libtsan.so | grep /)" ] ||
   die "gcc has no libtsan (install libtsan2 / gcc's sanitizer runtime)"
 
