@@ -28,8 +28,7 @@ case "$seconds" in '' | *[!0-9]*) echo "fuzz.sh: SECONDS must be a whole number 
 
 # target:max_len. The limits are well above real messages (a chat event is a
 # few hundred bytes) and leave room for nesting past simdjson's depth limit.
-targets=(event_decoder:4096 config_loader:4096 restart_notice:1024 command_request:2048)
-# http_request:8192 -- once fuzz/CMakeLists.txt enables it (see the slot there).
+targets=(event_decoder:4096 config_loader:4096 restart_notice:1024 command_request:2048 http_request:9216)
 if [ -n "${KRYTEN_FUZZ_TARGETS:-}" ]; then
   selected=()
   for want in $KRYTEN_FUZZ_TARGETS; do
