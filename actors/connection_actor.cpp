@@ -350,6 +350,37 @@ drain_progress drain_status(connection_self* self) {
   return p;
 }
 
+/// What cnats received for a closed event subscription and never handed to
+/// the event path: still buffered, or delivered after the cut. cnats counts
+/// delivered and pending under one lock; once the path is closed `received`
+/// is final, so the difference is exact.
+std::int64_t abandoned_after_close(const subscription_handle& h) {
+  int pending = 0;
+  std::int64_t delivered = 0;
+  if (natsSubscription_IsValid(h.sub)
+      && natsSubscription_GetStats(h.sub, &pending, nullptr, nullptr, nullptr, &delivered, nullptr)
+           == NATS_OK)
+    return std::max<std::int64_t>(
+      0, delivered + pending - static_cast<std::int64_t>(read(h.stats->received)));
+  // Drained to its end: every message went through the callback.
+  return static_cast<std::int64_t>(read(h.stats->after_close));
+}
+
+/// The drain deadline: no more events enter the event path, and what was
+/// received is final. Returns what cnats holds or held that will never be
+/// handled.
+drain_progress close_event_delivery(connection_self* self) {
+  drain_progress p;
+  for (auto& h : self->state.nats.event_subs) {
+    if (!close_delivery(*h.stats))
+      self->state.spec.log->error("the event path of {} did not leave its last message",
+                                  natsSubscription_GetSubject(h.sub));
+    p.pending += abandoned_after_close(h);
+    p.complete = false;
+  }
+  return p;
+}
+
 /// Hands a key-value request to the key-value actor, which answers it.
 template <class... Ts>
 caf::response_promise forward_to_kv(connection_self* self, Ts&&... xs) {
@@ -448,6 +479,7 @@ caf::behavior connection_actor(connection_self* self, connection_spec spec) {
     [self](kv_watch_atom a, const std::string& bucket, const std::string& key,
            const caf::actor& target) { return forward_to_kv(self, a, bucket, key, target); },
     [self](drain_atom) { return drain_status(self); },
+    [self](drain_atom, stop_atom) { return close_event_delivery(self); },
     [self](nats_event_atom, connection_status& st) {
       if (self->state.nats.conn != nullptr)  // else: we closed it, and said so
         set_status(self, std::move(st));

@@ -21,6 +21,10 @@
 //                                                   no new events, buffered ones delivered
 //   (unsubscribe_atom, label)                    -> bool; ends that handler's plain subscription
 //   (drain_atom)                                 -> drain_progress of that drain
+//   (drain_atom, stop_atom)                      -> drain_progress; the drain deadline:
+//                                                   no event enters the event path any
+//                                                   more; pending: every event cnats got
+//                                                   and will never hand on
 //   (status_atom)                                -> connection_status
 //   (status_atom, listener)                         listener gets the current
 //                                                   connection_status, then every change

@@ -87,6 +87,10 @@ void event_subscription::report_drop(const handler_route& route) {
 
 void on_event_msg(natsConnection*, natsSubscription* nsub, natsMsg* msg, void* closure) {
   auto* sub = static_cast<event_subscription*>(closure);
+  if (!enter_delivery(*sub->stats)) {  // past the drain deadline: abandoned, counted
+    natsMsg_Destroy(msg);
+    return;
+  }
   bool more = more_pending(nsub);  // then the next callback wakes the handlers
   sub->handle(natsMsg_GetSubject(msg),
               std::string_view{natsMsg_GetData(msg),
@@ -94,6 +98,7 @@ void on_event_msg(natsConnection*, natsSubscription* nsub, natsMsg* msg, void* c
               more);
   if (!more)
     sub->wake_all();
+  leave_delivery(*sub->stats);
   natsMsg_Destroy(msg);
 }
 

@@ -277,6 +277,7 @@ caf::message_handler connection_handlers(loopback_self* self) {
       return true;
     },
     [](drain_atom) { return drain_progress{true, 0}; },
+    [](drain_atom, stop_atom) { return drain_progress{true, 0}; },
     [self](nats_event_atom, connection_status& st) { set_status(self, std::move(st)); },
     [self](status_atom) { return self->state.status; },
     [self](status_atom, caf::actor& listener) {

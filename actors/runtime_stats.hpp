@@ -6,6 +6,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <thread>
 
 #include "actors/latency_histogram.hpp"
 #include "kryten/event_decoder.hpp"
@@ -30,6 +31,12 @@ struct subscription_stats {
   counter dropped_by_nats{0};  // natsSubscription_GetDropped, sampled
   std::atomic<std::int64_t> last_event_unix_ns{0};
 
+  // The cut at the shutdown's drain deadline (enter_delivery, close_delivery):
+  // after it, `received` is final and later messages are only counted here.
+  std::atomic<bool> closed{false};
+  std::atomic<int> delivering{0};  // delivery threads between enter and leave
+  counter after_close{0};
+
   std::uint64_t decode_error_total() const {
     std::uint64_t n = 0;
     for (auto& c : decode_errors)
@@ -37,6 +44,37 @@ struct subscription_stats {
     return n;
   }
 };
+
+/// A delivery thread, before a message enters the event path: false once the
+/// subscription is closed (the message is counted in after_close and goes no
+/// further). When true, call leave_delivery() after the message.
+inline bool enter_delivery(subscription_stats& s) {
+  s.delivering.fetch_add(1, std::memory_order_seq_cst);
+  if (!s.closed.load(std::memory_order_seq_cst))
+    return true;
+  s.delivering.fetch_sub(1, std::memory_order_release);
+  bump(s.after_close);
+  return false;
+}
+
+inline void leave_delivery(subscription_stats& s) {
+  s.delivering.fetch_sub(1, std::memory_order_release);
+}
+
+/// Closes the event path of one subscription: no message enters it after
+/// this, and one already in it has left when this returns true (false: it
+/// did not leave within `spins` yields, which no decode-and-hand-off takes).
+/// Both sides use sequentially consistent operations, so either the
+/// delivery thread sees `closed` or this sees it delivering and waits.
+inline bool close_delivery(subscription_stats& s, int spins = 1'000'000) {
+  s.closed.store(true, std::memory_order_seq_cst);
+  while (s.delivering.load(std::memory_order_seq_cst) != 0)
+    if (--spins == 0)
+      return false;
+    else
+      std::this_thread::yield();
+  return true;
+}
 
 /// One handler actor: `queued` is raised by the dispatcher and lowered by the
 /// handler; the rest are written by the handler actor only.

@@ -159,7 +159,11 @@ void drain_step(supervisor_self* self, const drain_progress& progress) {
     return;
   }
   if (steady_clock::now() >= s.drain_deadline) {
-    abandon(self, progress);
+    // First no event enters any more (what was received is final), then the
+    // handlers take no more: the accounting adds up however cnats goes on.
+    self->request(s.connection, remaining(self, 1s), drain_atom::value, stop_atom::value)
+      .then([self](drain_progress& p) { abandon(self, p); },
+            [self, progress](caf::error&) { abandon(self, progress); });
     return;
   }
   self->delayed_send(self, std::chrono::milliseconds(5), shutdown_drain_atom::value);
