@@ -437,3 +437,28 @@ TEST_CASE("kryten-monitor: a bad monitor section exits 2 naming the field") {
   CHECK(*code == 2);
   CHECK(monitor->stderr_text().find("monitor.http_port") != std::string::npos);
 }
+
+TEST_CASE("kryten-monitor: after its own reconnection it polls for services again (no JetStream: in memory)") {
+  nats_server server;  // without JetStream: the registry is not persisted, all else works
+  temp_file echo_cfg{service_config(server.url(), "echo-bot", free_port()).dump()};
+  child_process echo{{KRYTEN_ECHO_BOT_EXE, "--config", echo_cfg.path()}};
+  int http_port = free_port();
+  temp_file monitor_cfg{monitor_config(server.url(), http_port).dump()};
+  auto monitor = start_monitor(monitor_cfg.path());
+  auto last_startup_ns = [&]() -> std::int64_t {
+    auto echo_instances = instances_of(api_services(http_port), "echo-bot");
+    return echo_instances.size() == 1 ? echo_instances[0].value("last_startup_ns", std::int64_t{0}) : 0;
+  };
+  // The echo bot started first: only the monitor's discovery poll tells of it.
+  REQUIRE(wait_until([&] { return last_startup_ns() > 0; }, 15s, 100ms));
+  CHECK(json::parse(http_get(http_port, "/health").value()->body).value("kv_bucket", json()) == nullptr);
+
+  server.stop();
+  auto restarted_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count();
+  server.start();
+  // Both reconnect; the monitor polls again and the bot answers with a new startup event.
+  INFO("monitor stderr: " << monitor->stderr_text());
+  CHECK(wait_until([&] { return last_startup_ns() > restarted_ns; }, 20s, 100ms));
+}

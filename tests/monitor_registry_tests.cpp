@@ -243,3 +243,18 @@ TEST_CASE("registry: the ServiceInfo shape of Kryten-Robot, plus instance_id and
   CHECK(info["seconds_since_heartbeat"].get<double>() == Approx(2.0));
   CHECK(info["health_url"] == "http://127.0.0.1:8080/health");
 }
+
+TEST_CASE("registry: long names are clipped at a character boundary and stay valid UTF-8") {
+  registry r;
+  std::string name;
+  for (int i = 0; i < 200; ++i)
+    name += "\xc3\xa9";  // "é", two bytes: 400 bytes in all
+  json j{{"service", name}, {"instance_id", "a"}, {"hostname", name}};
+  auto k = r.apply_lifecycle("startup", j.dump(), t0);
+  REQUIRE(k);
+  auto v = r.find(*k, t0);
+  REQUIRE(v);
+  CHECK(v->record.service.size() <= 256);
+  CHECK(v->record.service.size() % 2 == 0);
+  CHECK_NOTHROW(kryten::monitor::to_json(*v).dump());
+}

@@ -39,7 +39,9 @@ natsOptions* make_options(const link_options& o, options_guard& guard) {
   check(natsOptions_SetServers(opts, servers.data(), static_cast<int>(servers.size())), "servers");
   check(natsOptions_SetName(opts, o.name.c_str()), "name");
   check(natsOptions_SetTimeout(opts, static_cast<int64_t>(o.connect_timeout * 1000)), "timeout");
-  check(natsOptions_SetMaxReconnect(opts, 0), "reconnect");
+  check(natsOptions_SetMaxReconnect(opts, o.max_reconnect), "reconnect");
+  check(natsOptions_SetReconnectWait(opts, static_cast<int64_t>(o.reconnect_wait * 1000)),
+        "reconnect wait");
   if (!o.user.empty())
     check(natsOptions_SetUserInfo(opts, o.user.c_str(), o.password.c_str()), "user");
   if (!o.token.empty())
@@ -72,6 +74,8 @@ link_options link_options_from(const nats_config& n, const std::string& name) {
   o.tls_cert = n.tls_cert.value_or("");
   o.tls_key = n.tls_key.value_or("");
   o.connect_timeout = n.connect_timeout;
+  o.max_reconnect = n.max_reconnect_attempts;
+  o.reconnect_wait = n.reconnect_time_wait;
   o.name = name;
   return o;
 }

@@ -28,6 +28,10 @@ struct link_options {
   std::string creds;  // a .creds file (JWT and NKey seed)
   std::string tls_ca, tls_cert, tls_key;
   double connect_timeout = 5;  // seconds
+  // After a lost connection: 0 gives up at once (a command-line call), -1
+  // tries forever (a long-running service).
+  int max_reconnect = 0;
+  double reconnect_wait = 2;   // seconds
   std::string name = "kryten-tool";
 };
 

@@ -96,6 +96,7 @@ ctl_options parse_ctl_options(const std::vector<std::string>& args) {
         auto cfg = kryten::load_config(value());
         auto name = o.link.name;
         o.link = kryten::apps::link_options_from(cfg.nats, name);
+        o.link.max_reconnect = 0;  // a command-line call reports a lost server at once
       } catch (const kryten::config_error& e) {
         throw usage_error(std::string{"--config: "} + e.what());
       }

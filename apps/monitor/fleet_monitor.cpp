@@ -141,7 +141,12 @@ void fleet_monitor::publish_discovery_poll() {
 
 void fleet_monitor::tick_loop() {
   while (!stopping_) {
-    tick(steady_clock::now());
+    try {
+      tick(steady_clock::now());
+    } catch (const std::exception& e) {
+      // One bad round (a store or bus error not foreseen) must not end the monitor.
+      client_.logger()->error("monitor round failed: {}", e.what());
+    }
     std::unique_lock<std::mutex> lock{tick_mx_};
     tick_cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_.load(); });
   }
@@ -243,6 +248,10 @@ void fleet_monitor::persist() {
 
 void fleet_monitor::serve_http() {
   http_ = std::make_unique<httplib::Server>();
+  // Only GETs are served: a client that sends a body or dawdles is cut short.
+  http_->set_payload_max_length(64 * 1024);
+  http_->set_read_timeout(5, 0);
+  http_->set_write_timeout(5, 0);
   auto context = [this] {
     page_context ctx;
     ctx.monitor_name = client_.config().service_name();

@@ -13,16 +13,23 @@ constexpr std::int64_t ns_per_second = 1000000000;
 // Untrusted text is cut to this length: a peer cannot grow the registry, the
 // KV values or the dashboard without bound.
 constexpr std::size_t max_text = 256;
-// Instances kept at most; further new ones are counted as malformed.
+// Instances kept at most: further new ones are refused and counted with the
+// malformed payloads (a flood of made-up instance ids is bad input too).
 constexpr std::size_t max_instances = 10000;
 
 double seconds_between(std::int64_t from_ns, std::int64_t to_ns) {
   return std::max<double>(0, static_cast<double>(to_ns - from_ns) / ns_per_second);
 }
 
+/// At most max_text bytes, cut at a character boundary: the text came from
+/// valid UTF-8 (the JSON parser checks) and must stay so for every dump().
 std::string clipped(std::string s) {
-  if (s.size() > max_text)
-    s.resize(max_text);
+  if (s.size() <= max_text)
+    return s;
+  std::size_t cut = max_text;
+  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80)
+    --cut;  // s[cut] continues a multi-byte character: cut before it starts
+  s.resize(cut);
   return s;
 }
 
