@@ -462,3 +462,36 @@ TEST_CASE("kryten-monitor: after its own reconnection it polls for services agai
   INFO("monitor stderr: " << monitor->stderr_text());
   CHECK(wait_until([&] { return last_startup_ns() > restarted_ns; }, 20s, 100ms));
 }
+
+TEST_CASE("kryten-ctl: user/password and token authentication, and a service's config file") {
+  auto restart_with = [](std::vector<std::string> auth) {
+    auth.insert(auth.end(), {"restart", "--reason", "auth check", "--delay", "0", "--yes"});
+    return run_ctl(auth);
+  };
+  {
+    nats_server::options o;
+    o.user = "ops";
+    o.password = "s3cret";
+    nats_server server{o};
+    auto url = server.url();
+    CHECK(restart_with({"--server", url, "--user", "ops", "--password", "s3cret"}).code == 0);
+    auto refused = restart_with({"--server", url, "--user", "ops", "--password", "wrong"});
+    CHECK(refused.code == 1);
+    CHECK(refused.err.find("cannot connect") != std::string::npos);
+    CHECK(restart_with({"--server", url}).code == 1);
+    // --config takes the connection settings of a service's configuration.
+    json cfg{{"nats", {{"servers", {url}}, {"user", "ops"}, {"password", "s3cret"}}},
+             {"channels", {{{"domain", "cytu.be"}, {"channel", "lounge"}}}}};
+    temp_file file{cfg.dump()};
+    CHECK(restart_with({"--config", file.path()}).code == 0);
+    CHECK(restart_with({"--config", "/nonexistent/kryten.json"}).code == 2);
+  }
+  {
+    nats_server::options o;
+    o.token = "t0ken";
+    nats_server server{o};
+    auto url = server.url();
+    CHECK(restart_with({"--server", url, "--token", "t0ken"}).code == 0);
+    CHECK(restart_with({"--server", url, "--token", "nope"}).code == 1);
+  }
+}
