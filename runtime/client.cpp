@@ -64,6 +64,11 @@ nlohmann::json endpoints_of(const kryten_config& cfg) {
     endpoints["health"] = {{"port", *s.health_port}, {"path", s.health_path}};
   if (s.metrics_port)
     endpoints["metrics"] = {{"port", *s.metrics_port}, {"path", s.metrics_path}};
+  // A probe bound to one address is reachable only there: say which, so that
+  // a monitor does not try the hostname. A wildcard bind says nothing more.
+  if (s.health_host != "0.0.0.0" && s.health_host != "::" && !s.health_host.empty())
+    for (auto& [name, ep] : endpoints.items())
+      ep["host"] = s.health_host;
   return endpoints;
 }
 
@@ -166,6 +171,9 @@ struct client::impl {
     identity.instance_id = detail::uuid4();
     if (auto endpoints = endpoints_of(cfg); !endpoints.empty())
       identity.metadata["endpoints"] = endpoints;
+    // How often heartbeats come: a monitor judges silence by it (3 missed = stale).
+    if (cfg.service && cfg.service->enable_heartbeat)
+      identity.metadata["heartbeat_interval"] = cfg.service->heartbeat_interval;
   }
 
   void start_actors();
