@@ -58,7 +58,7 @@ usage: kryten-bench [options]
                         latency percentiles vs offered rate (gnuplot; .png or .svg)
   --from FILE           results JSON to plot (with --plot)
   --node-peer DIR       the Node echo bot to compare with (default: $KRYTEN_NODE_PEER,
-                        else <repo>/../shared/peers/node-echo-bot)
+                        else <repo>/peers/node-echo-bot)
   --node-cache DIR      scratch copy of the peer where `npm ci` runs once
                         (default <build>/benchmarks/node-echo-bot)
   --no-node             leave the Node peer out
@@ -159,7 +159,7 @@ options parse(int argc, char** argv) {
     if (auto env = std::getenv("KRYTEN_NODE_PEER"))
       o.node_peer = env;
     else
-      o.node_peer = std::string{KRYTEN_BENCH_SOURCE_DIR} + "/../../shared/peers/node-echo-bot";
+      o.node_peer = std::string{KRYTEN_BENCH_SOURCE_DIR} + "/../peers/node-echo-bot";
   }
   if (o.node_cache.empty()) o.node_cache = std::string{KRYTEN_BENCH_BINARY_DIR} + "/node-echo-bot";
   if (o.work_dir.empty()) o.work_dir = std::string{KRYTEN_BENCH_BINARY_DIR} + "/bench-run";
