@@ -61,9 +61,10 @@ void event_subscription::handle(const char* subj, std::string_view body, bool mo
   env.received_ns = arrived;
   auto typed = decoder.to_typed(std::move(env));
   auto msg = std::visit([](auto& x) { return caf::make_message(std::move(x)); }, typed);
+  auto bytes = queued_event_bytes(body.size());
   for (auto* route : matched) {
     bool later = false;
-    if (!offer(*route, msg, more_coming ? &later : nullptr))
+    if (!offer(*route, msg, bytes, more_coming ? &later : nullptr))
       report_drop(*route);
     if (later && std::find(to_wake.begin(), to_wake.end(), route) == to_wake.end())
       to_wake.push_back(route);
@@ -79,10 +80,16 @@ void event_subscription::report_bad(decode_error err, const char* subj, std::siz
 
 void event_subscription::report_drop(const handler_route& route) {
   std::uint64_t suppressed = 0;
-  if (limiter.admit("drop:" + route.label, suppressed))
-    log->warn("handler {} is {} events behind (its queue limit): event dropped{}", route.label,
-              route.capacity,
-              suppressed ? fmt::format(" ({} more dropped since)", suppressed) : "");
+  if (!limiter.admit("drop:" + route.label, suppressed))
+    return;
+  auto more = suppressed ? fmt::format(" ({} more dropped since)", suppressed) : "";
+  if (route.inbox)
+    log->warn("handler {} has {} events queued holding {} of its {} bytes: event dropped{}",
+              route.label, route.inbox->size_hint(), route.inbox->bytes(),
+              route.inbox->byte_limit(), more);
+  else
+    log->warn("handler {} has {} events queued (its limit): event dropped{}", route.label,
+              route.capacity, more);
 }
 
 void on_event_msg(natsConnection*, natsSubscription* nsub, natsMsg* msg, void* closure) {
@@ -118,7 +125,8 @@ void on_plain_msg(natsConnection*, natsSubscription*, natsMsg* msg, void* closur
                             static_cast<std::size_t>(natsMsg_GetDataLength(msg))},
                 reply ? reply : ""};
   natsMsg_Destroy(msg);
-  offer(sub->route, caf::make_message(std::move(m)));
+  auto bytes = queued_event_bytes(m.subject.size() + m.data.size() + m.reply.size());
+  offer(sub->route, caf::make_message(std::move(m)), bytes);
 }
 
 }  // namespace kryten::detail

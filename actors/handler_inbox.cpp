@@ -13,14 +13,46 @@ std::size_t power_of_two_at_least(std::size_t n) {
 
 }  // namespace
 
-handler_inbox::handler_inbox(std::size_t capacity)
-  : slots_(new slot[power_of_two_at_least(capacity)]),
-    mask_(power_of_two_at_least(capacity) - 1) {
+handler_inbox::handler_inbox(std::size_t ring_slots, std::int64_t byte_limit)
+  : slots_(new slot[power_of_two_at_least(ring_slots)]),
+    mask_(power_of_two_at_least(ring_slots) - 1),
+    byte_limit_(byte_limit) {
   for (std::size_t i = 0; i <= mask_; ++i)
     slots_[i].sequence.store(i, std::memory_order_relaxed);
 }
 
-bool handler_inbox::push(const caf::message& event) {
+bool handler_inbox::push(const caf::message& event, std::uint32_t bytes) {
+  if (bytes_.fetch_add(bytes, std::memory_order_relaxed) + bytes > byte_limit_) {
+    release(bytes);
+    return false;
+  }
+  if (!overflowing_.load(std::memory_order_acquire) && push_ring(event, bytes))
+    return true;
+  push_overflow(event, bytes);
+  return true;
+}
+
+bool handler_inbox::pop(caf::message& out) {
+  if (!returned_.empty()) {
+    out = std::move(returned_.front());
+    returned_.pop_front();
+    return true;
+  }
+  if (pop_ring(out))
+    return true;
+  return overflowing_.load(std::memory_order_acquire) && pop_overflow(out);
+}
+
+bool handler_inbox::empty() const {
+  return returned_.empty() && ring_empty() && overflow_size_.load(std::memory_order_acquire) == 0;
+}
+
+bool handler_inbox::go_idle() {
+  scheduled_.exchange(false, std::memory_order_acq_rel);
+  return !empty() && claim();
+}
+
+bool handler_inbox::push_ring(const caf::message& event, std::uint32_t bytes) {
   auto pos = tail_.load(std::memory_order_relaxed);
   for (;;) {
     auto& s = slots_[pos & mask_];
@@ -29,6 +61,7 @@ bool handler_inbox::push(const caf::message& event) {
     if (diff == 0) {
       if (tail_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) {
         s.event = event;
+        s.bytes = bytes;
         s.sequence.store(pos + 1, std::memory_order_release);
         return true;
       }
@@ -40,32 +73,52 @@ bool handler_inbox::push(const caf::message& event) {
   }
 }
 
-bool handler_inbox::pop(caf::message& out) {
-  if (!returned_.empty()) {
-    out = std::move(returned_.front());
-    returned_.pop_front();
-    return true;
-  }
+bool handler_inbox::pop_ring(caf::message& out) {
   auto pos = head_.load(std::memory_order_relaxed);
   auto& s = slots_[pos & mask_];
   if (s.sequence.load(std::memory_order_acquire) != pos + 1)
     return false;
   out = std::move(s.event);  // leaves the slot empty: the event is released with `out`
+  release(s.bytes);
   head_.store(pos + 1, std::memory_order_relaxed);
   s.sequence.store(pos + mask_ + 1, std::memory_order_release);
   return true;
 }
 
-bool handler_inbox::empty() const {
-  if (!returned_.empty())
-    return false;
+bool handler_inbox::ring_empty() const {
   auto pos = head_.load(std::memory_order_relaxed);
   return slots_[pos & mask_].sequence.load(std::memory_order_acquire) != pos + 1;
 }
 
-bool handler_inbox::go_idle() {
-  scheduled_.exchange(false, std::memory_order_acq_rel);
-  return !empty() && claim();
+void handler_inbox::push_overflow(const caf::message& event, std::uint32_t bytes) {
+  std::lock_guard<std::mutex> guard{overflow_mx_};
+  // The list ran dry meanwhile: the ring is in order again.
+  if (overflow_.empty() && push_ring(event, bytes))
+    return;
+  overflow_.emplace_back(event, bytes);
+  overflow_size_.fetch_add(1, std::memory_order_release);
+  overflowing_.store(true, std::memory_order_release);
+}
+
+bool handler_inbox::pop_overflow(caf::message& out) {
+  std::unique_lock<std::mutex> guard{overflow_mx_};
+  if (overflow_.empty()) {
+    overflowing_.store(false, std::memory_order_release);
+    return false;
+  }
+  // A producer's ring events precede its listed ones, and its ring push
+  // happened before it took this lock: look at the ring again first.
+  if (!ring_empty()) {
+    guard.unlock();
+    return pop_ring(out);
+  }
+  out = std::move(overflow_.front().first);
+  release(overflow_.front().second);
+  overflow_.pop_front();
+  overflow_size_.fetch_sub(1, std::memory_order_release);
+  if (overflow_.empty())
+    overflowing_.store(false, std::memory_order_release);
+  return true;
 }
 
 }  // namespace kryten::detail

@@ -1,8 +1,11 @@
 // A handler's queue of events. The cnats delivery threads push, the handler
 // actor pops in batches: under load the hand-off costs one atomic increment
 // and no CAF message per event; only an idle handler is woken with a
-// drain_atom message. A bounded ring (Vyukov's MPMC queue, used with one
-// consumer) with all slots allocated up front: no allocation, no lock.
+// drain_atom message. The fast part is a ring (Vyukov's MPMC queue, used with
+// one consumer) with all slots allocated up front: no allocation, no lock. A
+// burst that outruns the ring goes on into an overflow list under a lock
+// rather than being dropped; what bounds the inbox is the memory its events
+// hold (`byte_limit`), not the ring's size.
 #pragma once
 
 #include <atomic>
@@ -10,6 +13,8 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <mutex>
+#include <utility>
 
 #include <caf/atom.hpp>
 #include <caf/message.hpp>
@@ -21,14 +26,18 @@ using drain_atom = caf::atom_constant<caf::atom("kdrain")>;
 
 class handler_inbox {
 public:
-  /// Room for at least `capacity` events (rounded up to a power of two).
-  explicit handler_inbox(std::size_t capacity);
+  /// A ring of at least `ring_slots` events (rounded up to a power of two);
+  /// events past it wait in the overflow list. The events queued hold at
+  /// most `byte_limit` bytes of memory (as estimated by the producers).
+  handler_inbox(std::size_t ring_slots, std::int64_t byte_limit);
   handler_inbox(const handler_inbox&) = delete;
   handler_inbox& operator=(const handler_inbox&) = delete;
 
-  /// Any thread. False when the ring is full (the event is not taken).
-  bool push(const caf::message& event);
-  /// The consumer only. Events given back come first.
+  /// Any thread: queues `event`, which holds about `bytes` of memory. False
+  /// when that would take the inbox past its byte limit (not taken).
+  bool push(const caf::message& event, std::uint32_t bytes);
+  /// The consumer only. Events given back come first, then the ring, then
+  /// the overflow list. Events one producer pushed come out in its order.
   bool pop(caf::message& out);
   /// The consumer only: returns an event taken but not handled (a user actor
   /// died with it still queued), so that its successor gets it first.
@@ -38,9 +47,13 @@ public:
   bool empty() const;
   /// Events in the ring, roughly (any thread).
   std::size_t size_hint() const {
-    return tail_.load(std::memory_order_relaxed) - head_.load(std::memory_order_relaxed);
+    return tail_.load(std::memory_order_relaxed) - head_.load(std::memory_order_relaxed)
+           + overflow_size_.load(std::memory_order_relaxed);
   }
   std::size_t slots() const { return mask_ + 1; }
+  /// The memory the queued events hold, as estimated (any thread).
+  std::int64_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
+  std::int64_t byte_limit() const { return byte_limit_; }
 
   // The wake protocol: whoever turns `scheduled` from false to true sends the
   // consumer a drain_atom; the consumer clears it when it finds the ring
@@ -63,15 +76,32 @@ private:
   struct slot {
     std::atomic<std::size_t> sequence;
     caf::message event;
+    std::uint32_t bytes = 0;
   };
+  using sized_event = std::pair<caf::message, std::uint32_t>;
+
+  bool push_ring(const caf::message& event, std::uint32_t bytes);
+  bool pop_ring(caf::message& out);
+  bool ring_empty() const;
+  void push_overflow(const caf::message& event, std::uint32_t bytes);
+  bool pop_overflow(caf::message& out);
+  void release(std::uint32_t bytes) { bytes_.fetch_sub(bytes, std::memory_order_relaxed); }
 
   std::unique_ptr<slot[]> slots_;
   std::size_t mask_;
+  std::int64_t byte_limit_;
   std::deque<caf::message> returned_;  // the consumer's only
   alignas(64) std::atomic<std::size_t> tail_{0};  // next push
   alignas(64) std::atomic<std::size_t> head_{0};  // next pop
+  alignas(64) std::atomic<std::int64_t> bytes_{0};
   alignas(64) std::atomic<bool> scheduled_{false};
   std::atomic<bool> closed_{false};
+  // While the overflow list holds events, producers add to it (not to the
+  // ring), so that each producer's events stay in order.
+  alignas(64) std::atomic<bool> overflowing_{false};
+  std::atomic<std::size_t> overflow_size_{0};
+  std::mutex overflow_mx_;
+  std::deque<sized_event> overflow_;  // under overflow_mx_
 };
 
 }  // namespace kryten::detail

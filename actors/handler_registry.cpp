@@ -56,7 +56,8 @@ void wake(const handler_route& route) {
     caf::anon_send(route.actor, drain_atom::value);
 }
 
-bool offer(const handler_route& route, const caf::message& msg, bool* wake_later) {
+bool offer(const handler_route& route, const caf::message& msg, std::size_t bytes,
+           bool* wake_later) {
   auto& queued = route.stats->queued;
   if (queued.fetch_add(1, std::memory_order_relaxed) >= route.capacity) {
     queued.fetch_sub(1, std::memory_order_relaxed);
@@ -67,7 +68,8 @@ bool offer(const handler_route& route, const caf::message& msg, bool* wake_later
     caf::anon_send(route.actor, msg);
     return true;
   }
-  if (!route.inbox->push(msg)) {  // cannot happen while the ring holds `capacity`
+  auto held = static_cast<std::uint32_t>(std::min<std::size_t>(bytes, UINT32_MAX));
+  if (!route.inbox->push(msg, held)) {  // its memory bound
     queued.fetch_sub(1, std::memory_order_relaxed);
     bump(route.stats->dropped);
     return false;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -71,13 +72,22 @@ private:
   std::atomic<std::uint64_t> version_{0};
 };
 
-/// Hands `msg` to the route's actor unless its queue is full; a full queue
-/// drops the event and counts it. Returns whether the event was queued.
+/// Hands `msg`, which holds about `bytes` of memory, to the route's actor
+/// unless its queue is full (in events or in bytes); a full queue drops the
+/// event and counts it. Returns whether the event was queued.
 /// An idle handler is woken with one drain_atom; a busy one is not messaged.
 /// With `wake_later` set, the wake-up is left to the caller (see wake()) while
 /// the inbox holds fewer than wake_batch events; `*wake_later` says whether it
 /// was left.
-bool offer(const handler_route& route, const caf::message& msg, bool* wake_later = nullptr);
+bool offer(const handler_route& route, const caf::message& msg, std::size_t bytes,
+           bool* wake_later = nullptr);
+
+/// The memory an event decoded from a `payload_bytes` message holds while it
+/// is queued, estimated: its strings (the payload's text, about once more for
+/// the decoded fields), the event and its CAF message.
+inline std::size_t queued_event_bytes(std::size_t payload_bytes) {
+  return 2 * payload_bytes + 512;
+}
 
 /// Wakes the route's handler unless it is awake already.
 void wake(const handler_route& route);

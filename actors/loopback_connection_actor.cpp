@@ -101,7 +101,8 @@ void deliver(loopback_self* self, const bus_message& m) {
       }
   for (auto& p : s.plain)
     if (subject_matches(p.subject, m.subject))
-      offer(p.route, caf::make_message(m));
+      offer(p.route, caf::make_message(m),
+            queued_event_bytes(m.subject.size() + m.data.size() + m.reply.size()));
 }
 
 bool publish(loopback_self* self, bus_message m) {

@@ -17,6 +17,14 @@ namespace kryten::detail::supervision {
 using namespace std::chrono_literals;
 using std::chrono::steady_clock;
 
+namespace {
+
+/// A handler inbox's ring: a burst beyond it waits in the inbox's overflow
+/// list (same bounds, a lock per event).
+constexpr std::int64_t ring_slots = 16384;
+
+}  // namespace
+
 // -- handlers -------------------------------------------------------------------
 
 /// Handlers run on threads of their own: whatever user code does there
@@ -48,7 +56,8 @@ void add_handler(supervisor_self* self, handler_registration& reg) {
   auto& s = self->state;
   // The inbox outlives restarts: a restarted handler goes on with its events.
   reg.spec.inbox = std::make_shared<handler_inbox>(
-    static_cast<std::size_t>(std::max<std::int64_t>(1, s.spec.cfg.handler_queue_size)));
+    static_cast<std::size_t>(std::clamp<std::int64_t>(s.spec.cfg.handler_queue_size, 1, ring_slots)),
+    s.spec.cfg.handler_queue_bytes);
   reg.spec.stats->restartable = !reg.target;
   if (reg.target)
     s.spec.log->info("handler {} is the user's own actor, given without a factory: it cannot "

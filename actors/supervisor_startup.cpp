@@ -17,6 +17,14 @@ namespace kryten::detail::supervision {
 using namespace std::chrono_literals;
 using std::chrono::steady_clock;
 
+namespace {
+
+/// Commands are CAF messages to the command actor, with no byte bound of
+/// their own: a command flood is capped by count.
+constexpr std::int64_t max_queued_commands = 10000;
+
+}  // namespace
+
 // -- start-up -------------------------------------------------------------------
 
 void spawn_core(supervisor_self* self) {
@@ -119,7 +127,7 @@ std::vector<plain_subscription_request> service_subscriptions(supervisor_self* s
   handler_route commands;
   commands.actor = s.commands;
   commands.stats = s.spec.command_stats;
-  commands.capacity = s.spec.cfg.handler_queue_size;
+  commands.capacity = std::min<std::int64_t>(s.spec.cfg.handler_queue_size, max_queued_commands);
   commands.label = "commands";
   subs.push_back({subjects::command(s.spec.identity.service), "q", std::move(commands)});
   if (!s.discovery)

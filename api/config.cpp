@@ -30,7 +30,8 @@ using json = nlohmann::json;
 // Known keys per section; anything else is reported as a warning.
 constexpr std::string_view top_keys[] = {
     "nats", "channels", "service", "metrics", "retry_attempts", "retry_delay",
-    "handler_timeout", "max_concurrent_handlers", "handler_queue_size", "log_level",
+    "handler_timeout", "max_concurrent_handlers", "handler_queue_size", "handler_queue_bytes",
+    "log_level",
     "chat_min_delay", "chat_jitter"};
 constexpr std::string_view nats_keys[] = {
     "servers", "user", "password", "token", "tls_cert", "tls_key", "tls_ca", "connect_timeout",
@@ -411,6 +412,9 @@ void parse_tunables(const json& o, kryten_config& c) {
   });
   optional_key(o, p, "handler_queue_size", [&](const auto& v, const auto& f) {
     c.handler_queue_size = read_int_range(v, f, 1, std::numeric_limits<std::int64_t>::max());
+  });
+  optional_key(o, p, "handler_queue_bytes", [&](const auto& v, const auto& f) {
+    c.handler_queue_bytes = read_int_range(v, f, 4096, std::numeric_limits<std::int64_t>::max());
   });
   optional_key(o, p, "log_level",
                [&](const auto& v, const auto& f) { c.log_level = read_log_level(v, f); });

@@ -647,6 +647,73 @@ TEST_CASE("a full handler queue drops and counts further events", "[client][back
   CHECK(client.health().dropped_events == n - 5);
 }
 
+TEST_CASE("a burst far past the inbox's ring is handled whole with the default bounds",
+          "[client][backpressure][burst]") {
+  nats_server server;
+  auto cfg = make_config(server.url());
+  REQUIRE(cfg.handler_queue_bytes == (1LL << 30));  // the defaults, not a test's choice
+  std::atomic<int> handled{0};
+  std::atomic<bool> in_order{true};
+  kryten::client client{cfg};
+  latch gate;
+  client.on("chatmsg", [&](const kryten::chat_message& m) {
+    gate.future.wait();  // held until the whole burst is queued
+    if (m.message != std::to_string(handled.load()))
+      in_order = false;
+    ++handled;
+  });
+  client.connect();
+
+  bus_client bus(server.url());
+  constexpr int n = 60000;  // the ring holds 16,384; the old bound was 10,000
+  for (int i = 0; i < n; ++i)
+    bus.publish(lounge_chat, chat_event("alice", std::to_string(i)));
+  bus.flush();
+  REQUIRE(wait_until([&] { return client.health().events_received == n; }, 20s));
+  CHECK(client.health().dropped_events == 0);
+  gate.open();
+  REQUIRE(wait_until([&] { return handled.load() == n; }, 30s));
+  CHECK(in_order.load());
+  auto h = client.health();
+  CHECK(h.events_handled == n);
+  CHECK(h.dropped_events == 0);
+}
+
+TEST_CASE("handler_queue_bytes bounds a slow handler's queue: the rest is dropped and counted",
+          "[client][backpressure][burst]") {
+  nats_server server;
+  auto cfg = make_config(server.url());
+  // Each queued chat event counts as twice its payload plus 512 bytes: 64 KiB
+  // holds a few dozen.
+  cfg.handler_queue_bytes = 64 * 1024;
+  recorder<std::string> handled;
+  kryten::client client{cfg};
+  latch gate;
+  client.on("chatmsg", [&](const kryten::chat_message& m) {
+    gate.future.wait();
+    handled.add(m.message);
+  });
+  client.connect();
+
+  bus_client bus(server.url());
+  constexpr int n = 2000;
+  for (int i = 0; i < n; ++i)
+    bus.publish(lounge_chat, chat_event("alice", std::to_string(i)));
+  bus.flush();
+  REQUIRE(wait_until([&] { return client.health().events_received == n; }, 10s));
+  auto dropped = client.health().dropped_events;
+  CHECK(dropped > n / 2);
+  CHECK(dropped < n);
+  gate.open();
+  REQUIRE(wait_until([&] { return client.health().events_handled + dropped == n; }, 10s));
+  // What was kept is the start of the burst, in order.
+  auto items = handled.items();
+  REQUIRE(items.size() == static_cast<std::size_t>(n) - dropped);
+  for (std::size_t i = 0; i < items.size(); ++i)
+    CHECK(items[i] == std::to_string(i));
+  CHECK(client.health().dropped_events == dropped);
+}
+
 // -- 9. malformed input -----------------------------------------------------------
 
 TEST_CASE("malformed bus input is counted and skipped", "[client][decode]") {

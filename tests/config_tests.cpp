@@ -115,7 +115,8 @@ TEST_CASE("a minimal config yields every default of PROTOCOL.md 7", "[config]") 
   CHECK(c.chat_min_delay == 1.0);
   CHECK(c.chat_jitter == 0.5);
   CHECK(c.max_concurrent_handlers == 1000);
-  CHECK(c.handler_queue_size == 10000);
+  CHECK(c.handler_queue_size == 10000000);
+  CHECK(c.handler_queue_bytes == 1073741824);
   CHECK(c.log_level == "INFO");
   CHECK(c.warnings.empty());
   CHECK(c.service_name() == "kryten-client");
@@ -684,6 +685,14 @@ TEST_CASE("handler_queue_size is an integer >= 1", "[config][tunables]") {
   CHECK(parse(with("/handler_queue_size", 5000000000LL)).handler_queue_size == 5000000000LL);
 }
 
+TEST_CASE("handler_queue_bytes is an integer >= 4096", "[config][tunables]") {
+  check_error(with("/handler_queue_bytes", 4095), "handler_queue_bytes",
+              "handler_queue_bytes: must be >= 4096 (got 4095)");
+  check_error(with("/handler_queue_bytes", 65536.5), "handler_queue_bytes", "must be an integer");
+  CHECK(parse(with("/handler_queue_bytes", 4096)).handler_queue_bytes == 4096);
+  CHECK(parse(with("/handler_queue_bytes", 1LL << 40)).handler_queue_bytes == 1LL << 40);
+}
+
 TEST_CASE("log_level is a known level, case-insensitive, stored uppercased", "[config][tunables]") {
   CHECK(parse(with("/log_level", "debug")).log_level == "DEBUG");
   CHECK(parse(with("/log_level", "Warning")).log_level == "WARNING");
@@ -704,7 +713,8 @@ TEST_CASE("a bool is never a number", "[config][types]") {
   }
   for (const char* ptr :
        {"/nats/max_reconnect_attempts", "/nats/pending_msgs_limit", "/retry_attempts",
-        "/max_concurrent_handlers", "/handler_queue_size", "/metrics/port"}) {
+        "/max_concurrent_handlers", "/handler_queue_size", "/handler_queue_bytes",
+        "/metrics/port"}) {
     INFO(ptr);
     CHECK_THROWS_WITH(parse(with(ptr, false)), Contains("must be an integer (got boolean)"));
   }
@@ -739,6 +749,7 @@ TEST_CASE("wrong JSON types anywhere are config errors", "[config][types]") {
                             "/handler_timeout",
                             "/max_concurrent_handlers",
                             "/handler_queue_size",
+                            "/handler_queue_bytes",
                             "/log_level"};
   const json wrong[] = {json::array({1, 2}), json::object({{"k", 1}}), "text", 3.5, -7, true};
   for (const char* ptr : pointers) {

@@ -98,9 +98,12 @@ struct kryten_config {
   double chat_min_delay = 1.0;     // seconds, >= 0
   double chat_jitter = 0.5;        // seconds, >= 0
   int max_concurrent_handlers = 1000;  // >= 1
-  // (ours) events queued per handler actor before further events are dropped
-  // and counted; bounds memory under overload.
-  std::int64_t handler_queue_size = 10000;  // >= 1
+  // (ours) what a handler actor may have queued before further events are
+  // dropped and counted: memory (the events' estimated size: twice the
+  // payload plus 512 bytes each) and a count. A burst is queued, not dropped,
+  // while it fits; the bounds cap memory under overload.
+  std::int64_t handler_queue_bytes = 1LL << 30;  // >= 4096
+  std::int64_t handler_queue_size = 10000000;    // >= 1
   std::string log_level = "INFO";  // DEBUG, INFO, WARNING (or WARN), ERROR, CRITICAL; case-insensitive
 
   /// Non-fatal findings, e.g. "unknown key 'nats.sever' ignored".
