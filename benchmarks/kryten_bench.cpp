@@ -45,6 +45,12 @@ using json = nlohmann::json;
 
 namespace {
 
+// The runtime's defaults (include/kryten/config.hpp), written into the bench
+// bot's config and given to the raw subscriber.
+constexpr std::int64_t pending_msgs_limit = 262144;
+constexpr std::int64_t pending_bytes_limit = 268435456;
+constexpr std::int64_t handler_queue_bytes = 1LL << 30;
+
 using kbench::usage_error;
 
 constexpr const char* usage_text = R"(kryten-bench: kryten-cpp vs a raw cnats subscriber vs the Node echo bot
@@ -71,6 +77,11 @@ usage: kryten-bench [options]
                         fractions allowed, e.g. 1000,10000,0.5max,0.9max (default)
   --overload-seconds S  overload length in scenario 4 (default 10; --quick 3)
   --work-us N           simulated per-event work in scenario 3 (default 1000)
+  --bot "CMD ARGS"      benchmark your own kryten-cpp bot instead of the bench
+                        bot: a command line (split at spaces, no shell) in which
+                        {config} is replaced by the config file the bench writes
+                        (NATS URL, channels, service name); e.g.
+                        --bot "build/release/examples/echo_bot --config {config}"
   --isolated / --no-isolated
                         also run scenario 1 for each system alone (default: on,
                         off with --quick)
@@ -87,8 +98,19 @@ publisher's stream at the same time, unless noted):
                       chat handler next to a fast adduser handler
   4 overload          2x the max rate of scenario 1 for --overload-seconds: RSS
                       bound, drops counted, latency recovery at 1,000/s after
+  4b burst            1,000,000 events (--quick 200,000) at full speed to a
+                      10 us chat handler and a fast adduser handler, default
+                      bounds: handled, dropped, peak RSS vs the stated bound
   5 start/stop        process start -> first health reply or lifecycle startup
                       event; SIGTERM -> exit
+  6 idle              30 s (--quick 5) with no events: CPU, threads, RSS
+
+Your own bot in the kryten-cpp column (--bot): scenarios 1, 2, 4, 5 and 6 run
+as for the bench bot; 3 and 4b need the bench bot's --work-us and are left
+out. The figures come from the bot's health (the runtime's `health` command:
+the /health document): events_received, events_handled, dropped_events, and
+its handler_latency and queue_delay percentiles. Publish -> "!ping" reply is
+measured when the bot answers "!ping" with a say command, as the echo bot does.
 )";
 
 volatile std::sig_atomic_t interrupted = 0;
@@ -122,6 +144,7 @@ struct options {
   std::string rates = "1000,10000,0.5max,0.9max";
   double overload_seconds = 0;
   std::int64_t work_us = 1000;
+  std::string bot;  // a user's bot command line, with {config}
 };
 
 options parse(int argc, char** argv) {
@@ -145,12 +168,15 @@ options parse(int argc, char** argv) {
     else if (a.is("--rates")) o.rates = a.value();
     else if (a.is("--overload-seconds")) o.overload_seconds = a.number();
     else if (a.is("--work-us")) o.work_us = a.integer();
+    else if (a.is("--bot")) o.bot = a.value();
     else if (a.is("--isolated")) o.isolated = true;
     else if (a.is("--no-isolated")) o.isolated = false;
     else throw usage_error("unknown option " + a.name());
   }
   if (!o.plot_from.empty() && o.plot.empty())
     throw usage_error("--from needs --plot OUT");
+  if (!o.bot.empty() && o.bot.find("{config}") == std::string::npos)
+    throw usage_error("--bot: the command line needs {config} where the config file goes");
   if (o.count == 0) o.count = o.quick ? 100000 : 1000000;
   if (o.phase_seconds <= 0) o.phase_seconds = o.quick ? 2 : 10;
   if (o.overload_seconds <= 0) o.overload_seconds = o.quick ? 3 : 10;
@@ -559,7 +585,22 @@ std::uint64_t received_of(const json& d) { return static_cast<std::uint64_t>(num
 std::uint64_t handled_of(const json& d) {
   return static_cast<std::uint64_t>(d.contains("events_handled") ? num(d, "events_handled") : num(d, "events_received"));
 }
-std::uint64_t dropped_of(const json& d) { return static_cast<std::uint64_t>(num(d, "dropped")); }
+/// The bench bot's "dropped", or a kryten-cpp bot's own health: dropped_events.
+std::uint64_t dropped_of(const json& d) {
+  return static_cast<std::uint64_t>(d.contains("dropped") ? num(d, "dropped") : num(d, "dropped_events"));
+}
+
+/// A command line split at spaces, {config} replaced.
+std::vector<std::string> bot_command(const std::string& line, const std::string& config) {
+  std::vector<std::string> argv;
+  std::istringstream words{line};
+  for (std::string w; words >> w;) {
+    for (auto at = w.find("{config}"); at != std::string::npos; at = w.find("{config}"))
+      w.replace(at, 8, config);
+    argv.push_back(w);
+  }
+  return argv;
+}
 
 class bench {
 public:
@@ -589,12 +630,25 @@ private:
   json end_phase(phase& p);
   json phase_json(const phase& p);
   double slow_consumers();
+  json memory_bound(json& system);
 
   // scenarios
   void scenario_max_throughput();
   void scenario_latency();
   void scenario_slow_handlers();
   void scenario_overload();
+  void scenario_burst();
+  void scenario_idle();
+  /// Scenarios that need the bench bot's options say so and are skipped.
+  bool needs_bench_bot(const char* scenario) {
+    if (opt_.bot.empty())
+      return false;
+    notes_.push_back(std::string{scenario} + ": left out with --bot (it needs the bench bot's --work-us)");
+    return true;
+  }
+  const char* label(int col) const {
+    return col == col_kryten && !opt_.bot.empty() ? "your bot" : column_labels[col];
+  }
   void scenario_start_stop();
   void settle(double timeout_s);
 
@@ -710,9 +764,9 @@ std::string bench::write_config(const std::string& service, const std::vector<st
   if (kryten_keys) {
     // The runtime's defaults, written out: the memory bound of scenario 4 is
     // computed from them.
-    cfg["nats"]["pending_msgs_limit"] = 262144;
-    cfg["nats"]["pending_bytes_limit"] = 268435456;
-    cfg["handler_queue_size"] = 10000;
+    cfg["nats"]["pending_msgs_limit"] = pending_msgs_limit;
+    cfg["nats"]["pending_bytes_limit"] = pending_bytes_limit;
+    cfg["handler_queue_bytes"] = handler_queue_bytes;
   }
   auto path = opt_.work_dir + "/" + service + ".json";
   write_text(path, cfg.dump(2));
@@ -725,8 +779,12 @@ std::unique_ptr<system_ut> bench::make_kryten(const std::string& name, const std
   s->col = col_kryten;
   s->name = name;
   s->service = "bench-" + name;
-  s->argv = {bin_dir_ + "/kryten-bench-bot", "--config", write_config(s->service, channels, true)};
-  s->argv.insert(s->argv.end(), extra.begin(), extra.end());
+  if (!opt_.bot.empty()) {
+    s->argv = bot_command(opt_.bot, write_config(s->service, channels, true));
+  } else {
+    s->argv = {bin_dir_ + "/kryten-bench-bot", "--config", write_config(s->service, channels, true)};
+    s->argv.insert(s->argv.end(), extra.begin(), extra.end());
+  }
   s->log = opt_.work_dir + "/" + s->service + ".log";
   return s;
 }
@@ -740,8 +798,11 @@ std::unique_ptr<system_ut> bench::make_raw(const std::string& name, const std::v
   std::string chans;
   for (auto& c : channels)
     chans += (chans.empty() ? "" : ",") + c;
+  // The same cnats pending limits as the kryten-cpp bot: like against like.
   s->argv = {bin_dir_ + "/kryten-raw-subscriber", "--server", url_, "--channel", chans,
-             "--service", s->service, "--quiet"};
+             "--service", s->service, "--quiet",
+             "--pending-msgs", std::to_string(pending_msgs_limit),
+             "--pending-bytes", std::to_string(pending_bytes_limit)};
   s->argv.insert(s->argv.end(), extra.begin(), extra.end());
   s->log = opt_.work_dir + "/" + s->service + ".log";
   return s;
@@ -1058,6 +1119,11 @@ json bench::phase_json(const phase& p) {
     r["rss_peak_mb"] = round_to(static_cast<double>(sp.rss_peak_kb) / 1024, 1);
     r["rss_end_mb"] = round_to(static_cast<double>(status_kb(sp.sys->pid, "VmRSS:")) / 1024, 1);
     r["latency"] = sp.last.contains("latency") ? sp.last["latency"] : json(nullptr);
+    if (!sp.last.contains("latency") && sp.last.contains("queue_delay")) {
+      // A user's bot (--bot): its runtime's own histograms, since it started.
+      r["latency"] = sp.last["queue_delay"];
+      r["handler_latency"] = sp.last.value("handler_latency", json(nullptr));
+    }
     r["run"] = sp.last.contains("run") ? sp.last["run"]
                : json{{"mean_ms", num(sp.last, "avg_event_latency_ms")}};  // Node: a mean only
     if (sp.last.contains("handlers"))
@@ -1223,6 +1289,8 @@ void bench::scenario_latency() {
 // -- scenario 3 -----------------------------------------------------------------------
 
 void bench::scenario_slow_handlers() {
+  if (needs_bench_bot("scenario 3"))
+    return;
   settle(opt_.quick ? 5 : 30);
   const std::vector<std::string> channels{"w0", "w1", "w2", "w3"};
   auto work = std::to_string(opt_.work_us);
@@ -1324,7 +1392,90 @@ void bench::scenario_slow_handlers() {
   notes_.push_back("scenario 3: the Node peer is the echo bot as published, with no per-event work option: n/a");
 }
 
+// -- scenario 4b ----------------------------------------------------------------------
+
+/// A burst far faster than a slow handler, with the runtime's default bounds:
+/// does every event get handled, within the stated memory, while a fast
+/// handler on the same channel keeps up?
+void bench::scenario_burst() {
+  if (needs_bench_bot("scenario 4b"))
+    return;
+  settle(opt_.quick ? 5 : 30);
+  const std::int64_t count = opt_.quick ? 200000 : 1000000;
+  const std::string work = "10";  // us per chat message: ~100k/s, slower than the burst
+  std::cerr << "kryten-bench: scenario 4b: a burst of " << count << " events at full speed, "
+            << work << " us per chat message\n";
+  std::array<json, 3> handled{nullptr, nullptr, nullptr}, dropped = handled, peak = handled,
+                      bound = handled, seconds = handled, fast_p99 = handled;
+  json scen = json::object();
+  std::vector<std::unique_ptr<system_ut>> inst;
+  inst.push_back(make_kryten("kryten-burst", {"burst"},
+                             {"--events", "chatmsg", "--work-us", work, "--fast-handler", "adduser"}));
+  inst.push_back(make_raw("raw-burst", {"burst"}, {"--work-us", work, "--work-on", "chatmsg"}));
+  for (auto& x : inst) {
+    if (!launch(*x)) {
+      scen[x->name] = {{"error", x->reason}};
+      continue;
+    }
+    auto p = begin_phase("burst_" + x->name, {x.get()});
+    load_spec l;
+    l.channels = {"burst"};
+    l.count = count;
+    l.mix = "chat=90,ping=0,adduser=10,userleave=0,changemedia=0,playlist=0";
+    l.send_asap = "off";
+    run_load(p, l);
+    drain(p, static_cast<std::uint64_t>(num(p.load, "sent")), opt_.quick ? 60 : 180, 5);
+    auto r = end_phase(p);
+    stop(*x);
+    auto& sr = r["systems"][x->name];
+    handled[x->col] = sr["handled"];
+    dropped[x->col] = sr["dropped"];
+    peak[x->col] = sr["rss_peak_mb"];
+    seconds[x->col] = sr["window_s"];
+    if (x->col == col_kryten) {
+      bound[x->col] = memory_bound(sr);
+      for (auto& h : sr.value("handlers", json::array()))
+        if (!h.value("slow", true))
+          fast_p99[x->col] = pct(h, "latency", "p99_ms");
+    } else {
+      bound[x->col] = "cnats pending limit only";
+      fast_p99[x->col] = pct(sr.value("by_event", json::object()), "adduser", "p99_ms");
+    }
+    scen[x->name] = r;
+  }
+  results_["scenarios"]["burst"] = scen;
+  const std::string sec = "4b. burst: " + fmt_value(static_cast<double>(count)) +
+                          " events at full speed, slow chat handler (" + work +
+                          " us) + fast adduser handler, default bounds";
+  add_row(sec, "events handled", "events", handled);
+  add_row(sec, "events dropped (counted)", "events", dropped);
+  add_row(sec, "first to last event handled", "s", seconds);
+  add_row(sec, "peak RSS", "MB", peak);
+  add_row(sec, "stated memory bound", "MB", bound);
+  add_row(sec, "fast handler latency p99", "ms", fast_p99);
+  notes_.push_back("scenario 4b: the raw subscriber handles chat and adduser on one thread, in "
+                   "line (single-threaded by construction); the Node peer has no per-event work "
+                   "option: n/a");
+}
+
 // -- scenario 4 -----------------------------------------------------------------------
+
+/// The stated memory bound of a kryten-cpp bot with one event subscription
+/// and one handler, from the config it was given; written into `system`.
+json bench::memory_bound(json& system) {
+  double f = static_cast<double>(frame_bytes_);
+  double msg_overhead = 160;  // natsMsg + subject, approximately
+  double cnats = std::min(static_cast<double>(pending_msgs_limit) * (f + msg_overhead),
+                          static_cast<double>(pending_bytes_limit) +
+                            static_cast<double>(pending_msgs_limit) * msg_overhead);
+  double queue = static_cast<double>(handler_queue_bytes);
+  auto b = round_to(num(system, "rss_start_mb") + (cnats + queue) / 1048576.0, 0);
+  system["memory_bound_mb"] = b;
+  system["memory_bound"] = "RSS before + cnats pending limit (262,144 msgs / 256 MiB per event "
+                           "subscription) + handler_queue_bytes (1 GiB per handler); ~" +
+                           fmt_value(f) + " B per event";
+  return b;
+}
 
 void bench::scenario_overload() {
   settle(opt_.quick ? 5 : 30);
@@ -1429,19 +1580,9 @@ void bench::scenario_overload() {
   // The stated memory bound of the kryten-cpp service (from its config, which
   // writes the runtime's defaults out).
   if (auto* k = main_of(col_kryten); k && r["systems"].contains(k->name)) {
-    double msg_overhead = 160;  // natsMsg + subject, approximately
-    double f = static_cast<double>(frame_bytes_);
-    double cnats = std::min(262144.0 * (f + msg_overhead), 268435456.0 + 262144.0 * msg_overhead);
-    double queue = 10000.0 * (2 * f + 600);  // decoded event (strings) + CAF message, per queued event
-    double base = num(r["systems"][k->name], "rss_start_mb");
-    double b = base + (cnats + queue) / 1048576.0;
-    r["systems"][k->name]["memory_bound_mb"] = round_to(b, 0);
-    r["systems"][k->name]["memory_bound"] =
-      "RSS before + cnats pending limit (262,144 msgs / 256 MiB per event subscription) + "
-      "handler queue (10,000 events per handler actor); ~" + fmt_value(f) + " B per event";
-    bound[col_kryten] = round_to(b, 0);
+    bound[col_kryten] = memory_bound(r["systems"][k->name]);
   }
-  bound[col_raw] = "none (pending -1)";
+  bound[col_raw] = "cnats pending limit only";
   if (main_of(col_node))
     bound[col_node] = "none";
   results_["scenarios"]["overload"] = r;
@@ -1464,6 +1605,40 @@ void bench::scenario_overload() {
 }
 
 // -- scenario 5 -----------------------------------------------------------------------
+
+/// The main instances left alone: what wakes them costs CPU on every host a
+/// fleet of bots idles on.
+void bench::scenario_idle() {
+  settle(opt_.quick ? 5 : 30);
+  const double secs = opt_.quick ? 5 : 30;
+  std::cerr << "kryten-bench: scenario 6: idle for " << secs << " s\n";
+  static const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
+  auto sys = mains();
+  std::vector<std::uint64_t> cpu0;
+  for (auto* s : sys)
+    cpu0.push_back(cpu_ticks(s->pid));
+  auto t0 = kbench::mono_ns();
+  sleep_ms(static_cast<int>(secs * 1000));
+  double wall = static_cast<double>(kbench::mono_ns() - t0) / 1e9;
+  std::array<json, 3> cores{nullptr, nullptr, nullptr}, threads = cores, rss = cores;
+  json out = json::object();
+  for (std::size_t i = 0; i < sys.size(); ++i) {
+    auto* s = sys[i];
+    double c = static_cast<double>(cpu_ticks(s->pid) - cpu0[i]) / tick / wall;
+    cores[s->col] = round_to(c, 4);
+    threads[s->col] = status_kb(s->pid, "Threads:");
+    rss[s->col] = round_to(static_cast<double>(status_kb(s->pid, "VmRSS:")) / 1024, 1);
+    out[s->name] = {{"cores", cores[s->col]}, {"threads", threads[s->col]},
+                    {"rss_mb", rss[s->col]}, {"seconds", round_to(wall, 1)}};
+  }
+  results_["scenarios"]["idle"] = out;
+  const std::string sec = "6. idle for " + fmt_value(secs) + " s (connected, default heartbeats)";
+  add_row(sec, "CPU", "cores", cores);
+  add_row(sec, "threads", "", threads);
+  add_row(sec, "resident memory", "MB", rss);
+  notes_.push_back("scenario 6: CPU from /proc/<pid>/stat in clock ticks (10 ms): over " +
+                   fmt_value(secs) + " s one tick is " + fmt_value(0.01 / secs) + " cores");
+}
 
 void bench::scenario_start_stop() {
   // Start-up figures come from the launches; shut-down ones from stopping the
@@ -1492,7 +1667,7 @@ void bench::scenario_start_stop() {
 // -- output ---------------------------------------------------------------------------
 
 void bench::print_table() {
-  std::printf("\n%-46s %14s %14s %14s %10s %10s\n", "", column_labels[0], column_labels[1], column_labels[2],
+  std::printf("\n%-46s %14s %14s %14s %10s %10s\n", "", label(0), label(1), label(2),
               "cpp/raw", "cpp/Node");
   std::string section;
   for (auto& r : rows_) {
@@ -1570,9 +1745,15 @@ int bench::run() {
                                  "'alone' rows run one system at a time"}};
   json sysinfo = json::object();
   for (auto& s : main_)
-    sysinfo[s->name] = {{"label", column_labels[s->col]}, {"service", s->service}, {"available", s->available},
+    sysinfo[s->name] = {{"label", label(s->col)}, {"service", s->service}, {"available", s->available},
                         {"reason", s->reason}, {"command", s->argv}};
   results_["systems"] = sysinfo;
+  if (!opt_.bot.empty())
+    notes_.push_back("kryten-cpp column: your bot, " + opt_.bot + ". Its 'publish -> handler start' "
+                     "rows are its runtime's queue_delay (arrival at the connection -> handler "
+                     "start) from its health, since it started; events it has no handler for are "
+                     "received but neither handled nor dropped, so they show as unaccounted; the "
+                     "other figures are measured as for every system");
   if (!main_[2]->available)
     notes_.push_back("Node column n/a: " + main_[2]->reason);
   if (!main_[1]->available)
@@ -1582,6 +1763,8 @@ int bench::run() {
   scenario_latency();
   scenario_slow_handlers();
   scenario_overload();
+  scenario_burst();
+  scenario_idle();
   scenario_start_stop();
 
   results_["meta"]["loadavg_end"] = loadavg();
