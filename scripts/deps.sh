@@ -8,6 +8,7 @@ packages=(
   libcaf-dev libnats-dev nats-server nlohmann-json3-dev libsimdjson-dev
   libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev
   libspdlog-dev libfmt-dev catch2 prometheus-cpp-dev prometheus
+  libbenchmark-dev  # kryten-micro, the in-process micro-benchmarks
   chromium  # headless, for the kryten-monitor dashboard test
   "$@"
 )
