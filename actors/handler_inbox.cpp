@@ -38,9 +38,19 @@ bool handler_inbox::pop(caf::message& out) {
     returned_.pop_front();
     return true;
   }
-  if (pop_ring(out))
-    return true;
-  return overflowing_.load(std::memory_order_acquire) && pop_overflow(out);
+  for (;;) {
+    if (!taken_.empty()) {
+      out = std::move(taken_.front().first);
+      release(taken_.front().second);
+      taken_.pop_front();
+      overflow_size_.fetch_sub(1, std::memory_order_release);
+      return true;
+    }
+    if (pop_ring(out))
+      return true;
+    if (!overflowing_.load(std::memory_order_acquire) || !take_overflow())
+      return false;
+  }
 }
 
 bool handler_inbox::empty() const {
@@ -100,24 +110,18 @@ void handler_inbox::push_overflow(const caf::message& event, std::uint32_t bytes
   overflowing_.store(true, std::memory_order_release);
 }
 
-bool handler_inbox::pop_overflow(caf::message& out) {
-  std::unique_lock<std::mutex> guard{overflow_mx_};
-  if (overflow_.empty()) {
-    overflowing_.store(false, std::memory_order_release);
-    return false;
-  }
+bool handler_inbox::take_overflow() {
+  std::lock_guard<std::mutex> guard{overflow_mx_};
   // A producer's ring events precede its listed ones, and its ring push
-  // happened before it took this lock: look at the ring again first.
-  if (!ring_empty()) {
-    guard.unlock();
-    return pop_ring(out);
-  }
-  out = std::move(overflow_.front().first);
-  release(overflow_.front().second);
-  overflow_.pop_front();
-  overflow_size_.fetch_sub(1, std::memory_order_release);
+  // happened before it took this lock: the ring goes first.
+  if (!ring_empty())
+    return true;
+  overflowing_.store(false, std::memory_order_release);
   if (overflow_.empty())
-    overflowing_.store(false, std::memory_order_release);
+    return false;
+  // All of it at once: one lock for a batch. Producers use the ring again,
+  // and whatever they add is later than what is taken here.
+  taken_.swap(overflow_);
   return true;
 }
 

@@ -36,8 +36,9 @@ public:
   /// Any thread: queues `event`, which holds about `bytes` of memory. False
   /// when that would take the inbox past its byte limit (not taken).
   bool push(const caf::message& event, std::uint32_t bytes);
-  /// The consumer only. Events given back come first, then the ring, then
-  /// the overflow list. Events one producer pushed come out in its order.
+  /// The consumer only. Events given back come first, then those taken from
+  /// the overflow list, then the ring, then the overflow list again. Events
+  /// one producer pushed come out in its order.
   bool pop(caf::message& out);
   /// The consumer only: returns an event taken but not handled (a user actor
   /// died with it still queued), so that its successor gets it first.
@@ -84,13 +85,14 @@ private:
   bool pop_ring(caf::message& out);
   bool ring_empty() const;
   void push_overflow(const caf::message& event, std::uint32_t bytes);
-  bool pop_overflow(caf::message& out);
+  bool take_overflow();
   void release(std::uint32_t bytes) { bytes_.fetch_sub(bytes, std::memory_order_relaxed); }
 
   std::unique_ptr<slot[]> slots_;
   std::size_t mask_;
   std::int64_t byte_limit_;
   std::deque<caf::message> returned_;  // the consumer's only
+  std::deque<sized_event> taken_;      // the consumer's: the overflow list, taken whole
   alignas(64) std::atomic<std::size_t> tail_{0};  // next push
   alignas(64) std::atomic<std::size_t> head_{0};  // next pop
   alignas(64) std::atomic<std::int64_t> bytes_{0};
