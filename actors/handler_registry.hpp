@@ -83,10 +83,11 @@ bool offer(const handler_route& route, const caf::message& msg, std::size_t byte
            bool* wake_later = nullptr);
 
 /// The memory an event decoded from a `payload_bytes` message holds while it
-/// is queued, estimated: its strings (the payload's text, about once more for
-/// the decoded fields), the event and its CAF message.
+/// is queued, estimated: its strings (about the payload's text once more),
+/// the event and its CAF message. (Measured: a burst of 200,000 chat events of
+/// ~300 bytes queued whole peaked at ~700 bytes an event, cnats' copy included.)
 inline std::size_t queued_event_bytes(std::size_t payload_bytes) {
-  return 2 * payload_bytes + 512;
+  return payload_bytes + 512;
 }
 
 /// Wakes the route's handler unless it is awake already.

@@ -683,8 +683,8 @@ TEST_CASE("handler_queue_bytes bounds a slow handler's queue: the rest is droppe
           "[client][backpressure][burst]") {
   nats_server server;
   auto cfg = make_config(server.url());
-  // Each queued chat event counts as twice its payload plus 512 bytes: 64 KiB
-  // holds a few dozen.
+  // Each queued chat event counts as its payload plus 512 bytes: 64 KiB holds
+  // about a hundred.
   cfg.handler_queue_bytes = 64 * 1024;
   recorder<std::string> handled;
   kryten::client client{cfg};

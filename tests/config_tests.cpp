@@ -102,8 +102,8 @@ TEST_CASE("a minimal config yields every default of PROTOCOL.md 7", "[config]") 
   CHECK(c.nats.reconnect_time_wait == 2.0);
   CHECK(c.nats.max_reconnect_attempts == -1);
   CHECK(c.nats.ping_interval == 120.0);
-  CHECK(c.nats.pending_msgs_limit == 262144);
-  CHECK(c.nats.pending_bytes_limit == 256LL * 1024 * 1024);
+  CHECK(c.nats.pending_msgs_limit == -1);
+  CHECK(c.nats.pending_bytes_limit == 1024LL * 1024 * 1024);
   REQUIRE(c.channels.size() == 1);
   CHECK(c.channels[0].domain == "cytu.be");
   CHECK(c.channels[0].channel == "lounge");

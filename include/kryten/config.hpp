@@ -37,9 +37,10 @@ struct nats_config {
   int max_reconnect_attempts = -1;    // -1: forever
   double ping_interval = 120.0;       // seconds, > 0
   // (ours) cnats drops silently past 65,536 pending messages per subscription
-  // by default; every subscription gets these limits instead.
-  std::int64_t pending_msgs_limit = 262144;           // >= 1, or -1 for unlimited
-  std::int64_t pending_bytes_limit = 256LL << 20;     // >= 1, or -1 for unlimited
+  // by default; every subscription gets these limits instead: bounded by
+  // memory, so that a burst the handlers cannot keep up with is held, not lost.
+  std::int64_t pending_msgs_limit = -1;               // >= 1, or -1 for unlimited
+  std::int64_t pending_bytes_limit = 1LL << 30;       // >= 1, or -1 for unlimited
   // (ours) bytes of publishes cnats holds while reconnecting, sent once it is
   // back; a publish that does not fit fails and is counted in publish_errors.
   std::int64_t reconnect_buffer_size = 8LL << 20;     // 1 .. 2^31-1
@@ -99,8 +100,8 @@ struct kryten_config {
   double chat_jitter = 0.5;        // seconds, >= 0
   int max_concurrent_handlers = 1000;  // >= 1
   // (ours) what a handler actor may have queued before further events are
-  // dropped and counted: memory (the events' estimated size: twice the
-  // payload plus 512 bytes each) and a count. A burst is queued, not dropped,
+  // dropped and counted: memory (the events' estimated size: the payload
+  // plus 512 bytes each) and a count. A burst is queued, not dropped,
   // while it fits; the bounds cap memory under overload.
   std::int64_t handler_queue_bytes = 1LL << 30;  // >= 4096
   std::int64_t handler_queue_size = 10000000;    // >= 1
