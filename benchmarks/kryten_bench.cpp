@@ -47,8 +47,8 @@ namespace {
 
 // The runtime's defaults (include/kryten/config.hpp), written into the bench
 // bot's config and given to the raw subscriber.
-constexpr std::int64_t pending_msgs_limit = 262144;
-constexpr std::int64_t pending_bytes_limit = 268435456;
+constexpr std::int64_t pending_msgs_limit = -1;
+constexpr std::int64_t pending_bytes_limit = 1LL << 30;
 constexpr std::int64_t handler_queue_bytes = 1LL << 30;
 
 using kbench::usage_error;
@@ -103,7 +103,8 @@ publisher's stream at the same time, unless noted):
                       bounds: handled, dropped, peak RSS vs the stated bound
   5 start/stop        process start -> first health reply or lifecycle startup
                       event; SIGTERM -> exit
-  6 idle              30 s (--quick 5) with no events: CPU, threads, RSS
+  6 idle              30 s (--quick 5) with no events, before scenario 1 and
+                      after 4b: CPU, threads, RSS, which threads woke
 
 Your own bot in the kryten-cpp column (--bot): scenarios 1, 2, 4, 5 and 6 run
 as for the bench bot; 3 and 4b need the bench bot's --work-us and are left
@@ -280,9 +281,9 @@ void write_text(const std::string& path, const std::string& text) {
   out << text;
 }
 
-/// utime + stime of a process, in clock ticks.
-std::uint64_t cpu_ticks(pid_t pid) {
-  auto text = read_text("/proc/" + std::to_string(pid) + "/stat");
+/// utime + stime of a process (or of one thread: "PID/task/TID"), in clock ticks.
+std::uint64_t cpu_ticks(const std::string& proc_path) {
+  auto text = read_text("/proc/" + proc_path + "/stat");
   auto p = text.rfind(')');
   if (p == std::string::npos)
     return 0;
@@ -294,6 +295,23 @@ std::uint64_t cpu_ticks(pid_t pid) {
     if (i == 15) stime = std::stoull(field);
   }
   return utime + stime;
+}
+
+std::uint64_t cpu_ticks(pid_t pid) { return cpu_ticks(std::to_string(pid)); }
+
+/// Clock ticks of each thread of `pid`, by thread id, with the thread's name.
+std::map<std::string, std::pair<std::string, std::uint64_t>> thread_ticks(pid_t pid) {
+  std::map<std::string, std::pair<std::string, std::uint64_t>> out;
+  std::error_code ec;
+  auto dir = "/proc/" + std::to_string(pid) + "/task";
+  for (const auto& e : std::filesystem::directory_iterator{dir, ec}) {
+    auto tid = e.path().filename().string();
+    auto name = read_text(dir + "/" + tid + "/comm");
+    if (!name.empty() && name.back() == '\n')
+      name.pop_back();
+    out[tid] = {name, cpu_ticks(std::to_string(pid) + "/task/" + tid)};
+  }
+  return out;
 }
 
 /// A "Vm...:" line of /proc/<pid>/status, in kB (0 when unreadable).
@@ -638,7 +656,7 @@ private:
   void scenario_slow_handlers();
   void scenario_overload();
   void scenario_burst();
-  void scenario_idle();
+  void scenario_idle(const std::string& when);
   /// Scenarios that need the bench bot's options say so and are skipped.
   bool needs_bench_bot(const char* scenario) {
     if (opt_.bot.empty())
@@ -1464,15 +1482,15 @@ void bench::scenario_burst() {
 /// and one handler, from the config it was given; written into `system`.
 json bench::memory_bound(json& system) {
   double f = static_cast<double>(frame_bytes_);
-  double msg_overhead = 160;  // natsMsg + subject, approximately
-  double cnats = std::min(static_cast<double>(pending_msgs_limit) * (f + msg_overhead),
-                          static_cast<double>(pending_bytes_limit) +
-                            static_cast<double>(pending_msgs_limit) * msg_overhead);
+  // cnats counts payload bytes only; its natsMsg and subject come on top.
+  double msg_overhead = 160;
+  double cnats = static_cast<double>(pending_bytes_limit) * (f + msg_overhead) / f;
   double queue = static_cast<double>(handler_queue_bytes);
   auto b = round_to(num(system, "rss_start_mb") + (cnats + queue) / 1048576.0, 0);
   system["memory_bound_mb"] = b;
-  system["memory_bound"] = "RSS before + cnats pending limit (262,144 msgs / 256 MiB per event "
-                           "subscription) + handler_queue_bytes (1 GiB per handler); ~" +
+  system["memory_bound"] = "RSS before + cnats pending limit (1 GiB of payload per event "
+                           "subscription, plus ~160 B a message) + handler_queue_bytes (1 GiB per "
+                           "handler); ~" +
                            fmt_value(f) + " B per event";
   return b;
 }
@@ -1608,15 +1626,20 @@ void bench::scenario_overload() {
 
 /// The main instances left alone: what wakes them costs CPU on every host a
 /// fleet of bots idles on.
-void bench::scenario_idle() {
+/// `when`: "fresh" (started, no events yet) or "after_load" (the other
+/// scenarios done).
+void bench::scenario_idle(const std::string& when) {
   settle(opt_.quick ? 5 : 30);
   const double secs = opt_.quick ? 5 : 30;
-  std::cerr << "kryten-bench: scenario 6: idle for " << secs << " s\n";
+  std::cerr << "kryten-bench: scenario 6: idle for " << secs << " s (" << when << ")\n";
   static const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
   auto sys = mains();
   std::vector<std::uint64_t> cpu0;
-  for (auto* s : sys)
+  std::vector<std::map<std::string, std::pair<std::string, std::uint64_t>>> threads0;
+  for (auto* s : sys) {
     cpu0.push_back(cpu_ticks(s->pid));
+    threads0.push_back(thread_ticks(s->pid));
+  }
   auto t0 = kbench::mono_ns();
   sleep_ms(static_cast<int>(secs * 1000));
   double wall = static_cast<double>(kbench::mono_ns() - t0) / 1e9;
@@ -1628,11 +1651,22 @@ void bench::scenario_idle() {
     cores[s->col] = round_to(c, 4);
     threads[s->col] = status_kb(s->pid, "Threads:");
     rss[s->col] = round_to(static_cast<double>(status_kb(s->pid, "VmRSS:")) / 1024, 1);
-    out[s->name] = {{"cores", cores[s->col]}, {"threads", threads[s->col]},
-                    {"rss_mb", rss[s->col]}, {"seconds", round_to(wall, 1)}};
+    // Which threads woke: ticks by thread name (threads that came and went
+    // during the window are in the process's total only).
+    json busy = json::object();
+    for (const auto& [tid, now] : thread_ticks(s->pid)) {
+      auto before = threads0[i].find(tid);
+      if (before == threads0[i].end() || now.second <= before->second.second)
+        continue;
+      auto& slot = busy[now.first];
+      slot = (slot.is_number() ? slot.get<std::uint64_t>() : 0) + (now.second - before->second.second);
+    }
+    out[s->name] = {{"cores", cores[s->col]}, {"threads", threads[s->col]}, {"rss_mb", rss[s->col]},
+                    {"seconds", round_to(wall, 1)}, {"ticks_by_thread", busy}};
   }
-  results_["scenarios"]["idle"] = out;
-  const std::string sec = "6. idle for " + fmt_value(secs) + " s (connected, default heartbeats)";
+  results_["scenarios"]["idle"][when] = out;
+  const std::string sec = "6. idle for " + fmt_value(secs) + " s, " +
+                          (when == "fresh" ? "before any event" : "after the other scenarios");
   add_row(sec, "CPU", "cores", cores);
   add_row(sec, "threads", "", threads);
   add_row(sec, "resident memory", "MB", rss);
@@ -1759,12 +1793,13 @@ int bench::run() {
   if (!main_[1]->available)
     notes_.push_back("raw column n/a: " + main_[1]->reason);
 
+  scenario_idle("fresh");
   scenario_max_throughput();
   scenario_latency();
   scenario_slow_handlers();
   scenario_overload();
   scenario_burst();
-  scenario_idle();
+  scenario_idle("after_load");
   scenario_start_stop();
 
   results_["meta"]["loadavg_end"] = loadavg();
