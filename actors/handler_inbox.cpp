@@ -1,5 +1,7 @@
 #include "actors/handler_inbox.hpp"
 
+#include <thread>
+
 namespace kryten::detail {
 
 namespace {
@@ -48,8 +50,19 @@ bool handler_inbox::pop(caf::message& out) {
     }
     if (pop_ring(out))
       return true;
-    if (!overflowing_.load(std::memory_order_acquire) || !take_overflow())
+    if (!overflowing_.load(std::memory_order_acquire))
       return false;
+    switch (take_overflow()) {
+      case overflow_take::empty:
+        return false;
+      case overflow_take::taken:
+        break;
+      case overflow_take::ring_first:
+        // A producer has claimed a ring slot and not filled it yet (a few
+        // instructions): the events behind it must wait for it.
+        std::this_thread::yield();
+        break;
+    }
   }
 }
 
@@ -110,19 +123,21 @@ void handler_inbox::push_overflow(const caf::message& event, std::uint32_t bytes
   overflowing_.store(true, std::memory_order_release);
 }
 
-bool handler_inbox::take_overflow() {
+handler_inbox::overflow_take handler_inbox::take_overflow() {
   std::lock_guard<std::mutex> guard{overflow_mx_};
   // A producer's ring events precede its listed ones, and its ring push
-  // happened before it took this lock: the ring goes first.
-  if (!ring_empty())
-    return true;
+  // happened before it took this lock: the ring goes first, every slot
+  // claimed so far (a slot another producer claimed but has not filled yet
+  // hides the filled ones behind it from ring_empty()).
+  if (tail_.load(std::memory_order_acquire) != head_.load(std::memory_order_relaxed))
+    return overflow_take::ring_first;
   overflowing_.store(false, std::memory_order_release);
   if (overflow_.empty())
-    return false;
+    return overflow_take::empty;
   // All of it at once: one lock for a batch. Producers use the ring again,
   // and whatever they add is later than what is taken here.
   taken_.swap(overflow_);
-  return true;
+  return overflow_take::taken;
 }
 
 }  // namespace kryten::detail

@@ -85,7 +85,8 @@ private:
   bool pop_ring(caf::message& out);
   bool ring_empty() const;
   void push_overflow(const caf::message& event, std::uint32_t bytes);
-  bool take_overflow();
+  enum class overflow_take { empty, taken, ring_first };
+  overflow_take take_overflow();
   void release(std::uint32_t bytes) { bytes_.fetch_sub(bytes, std::memory_order_relaxed); }
 
   std::unique_ptr<slot[]> slots_;
