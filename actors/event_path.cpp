@@ -125,7 +125,7 @@ void on_plain_msg(natsConnection*, natsSubscription*, natsMsg* msg, void* closur
                             static_cast<std::size_t>(natsMsg_GetDataLength(msg))},
                 reply ? reply : ""};
   natsMsg_Destroy(msg);
-  auto bytes = queued_event_bytes(m.subject.size() + m.data.size() + m.reply.size());
+  auto bytes = queued_event_bytes(m);
   offer(sub->route, caf::make_message(std::move(m)), bytes);
 }
 

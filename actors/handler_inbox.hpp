@@ -46,7 +46,7 @@ public:
   void give_back(caf::message event) { returned_.push_back(std::move(event)); }
   /// The consumer only.
   bool empty() const;
-  /// Events in the ring, roughly (any thread).
+  /// Events queued (ring and overflow list), roughly (any thread).
   std::size_t size_hint() const {
     return tail_.load(std::memory_order_relaxed) - head_.load(std::memory_order_relaxed)
            + overflow_size_.load(std::memory_order_relaxed);

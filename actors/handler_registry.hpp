@@ -19,6 +19,8 @@
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/message.hpp>
 
+#include "kryten/events.hpp"
+
 #include "actors/handler_inbox.hpp"
 #include "actors/runtime_stats.hpp"
 
@@ -88,6 +90,11 @@ bool offer(const handler_route& route, const caf::message& msg, std::size_t byte
 /// ~300 bytes queued whole peaked at ~700 bytes an event, cnats' copy included.)
 inline std::size_t queued_event_bytes(std::size_t payload_bytes) {
   return payload_bytes + 512;
+}
+
+/// The same for a plain bus message (a subscribe() handler's or the commands').
+inline std::size_t queued_event_bytes(const bus_message& m) {
+  return queued_event_bytes(m.subject.size() + m.data.size() + m.reply.size());
 }
 
 /// Wakes the route's handler unless it is awake already.

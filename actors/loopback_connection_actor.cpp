@@ -101,8 +101,7 @@ void deliver(loopback_self* self, const bus_message& m) {
       }
   for (auto& p : s.plain)
     if (subject_matches(p.subject, m.subject))
-      offer(p.route, caf::make_message(m),
-            queued_event_bytes(m.subject.size() + m.data.size() + m.reply.size()));
+      offer(p.route, caf::make_message(m), queued_event_bytes(m));
 }
 
 bool publish(loopback_self* self, bus_message m) {

@@ -20,7 +20,7 @@ using std::chrono::steady_clock;
 namespace {
 
 /// A handler inbox's ring: a burst beyond it waits in the inbox's overflow
-/// list (same bounds, a lock per event).
+/// list (same bounds; a lock per event pushed there, one per batch taken).
 constexpr std::int64_t ring_slots = 16384;
 
 }  // namespace
