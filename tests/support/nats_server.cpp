@@ -2,6 +2,8 @@
 // client that watches and drives the bus from a test.
 #include "support/nats_server.hpp"
 
+#include "process_control.hpp"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -150,18 +152,7 @@ std::string nats_error(const std::string& what, natsStatus s) {
 }  // namespace
 
 int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw std::runtime_error(std::string("free_port: socket: ") + std::strerror(errno));
-  sockaddr_in addr = loopback(0);
-  socklen_t len = sizeof(addr);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    std::string err = std::strerror(errno);
-    ::close(fd);
-    throw std::runtime_error("free_port: " + err);
-  }
-  ::close(fd);
-  return ntohs(addr.sin_port);
+  return kryten::process::free_loopback_port();
 }
 
 bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds deadline,
