@@ -97,9 +97,14 @@ mkdir -p build
 # a CAF-heavy file).
 lines_only=(-DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG")
 if wants release; then stage release ctest_suite release "${lines_only[@]}"; fi
+# The sanitizer build at -Og: ASan+UBSan instrumentation at -O2 compiles 2-3
+# times slower (measured: 59 s vs 22 s for a CAF-heavy actor, 122 s vs 39 s for
+# the client tests; the whole build 20 min vs 10 min cold), while the tests run
+# as fast (270 s vs 279 s) and catch the same errors.
+sanitize_flags=(-DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-Og -g1 -DNDEBUG")
 if wants sanitize; then
   stage sanitize ctest_suite sanitize -DKRYTEN_SANITIZE=address,undefined -DKRYTEN_BUILD_BENCHMARKS=OFF \
-    -DKRYTEN_LAYER_CHECK=OFF "${lines_only[@]}"
+    -DKRYTEN_LAYER_CHECK=OFF "${sanitize_flags[@]}"
 fi
 if wants tsan; then stage tsan tsan_stage; fi
 if wants fuzz; then stage fuzz fuzz_stage; fi
