@@ -5,20 +5,9 @@
 set -euo pipefail
 echo_bot=$1 nats_server=$2 work=$3
 src=$(cd "$(dirname "$0")" && pwd)
-command -v node >/dev/null && command -v npm >/dev/null || { echo "node and npm are required"; exit 1; }
-mkdir -p "$work"
-# npm ci once per lock file: the packages are cached in the build tree.
-if ! cmp -s "$src/package-lock.json" "$work/package-lock.json" || [ ! -d "$work/node_modules" ]; then
-  cp "$src/package.json" "$src/package-lock.json" "$work/"
-  # npm's own output goes to a log that is shown when it fails: a failed
-  # install must say why, not end the test in silence.
-  if ! (cd "$work" && npm ci --no-audit --no-fund --loglevel=error) >"$work/npm-ci.log" 2>&1; then
-    echo "check_micro.sh: npm ci failed in $work (node $(node --version), npm $(npm --version)):"
-    cat "$work/npm-ci.log"
-    rm -rf "$work/node_modules"
-    exit 1
-  fi
-fi
+# shellcheck source=../support/npm_ci_once.sh
+. "$src/../support/npm_ci_once.sh"
+npm_ci_once "$src" "$work"
 cp "$src/check.mjs" "$work/"
 run=$(mktemp -d)
 cleanup() {
