@@ -1,9 +1,12 @@
 #include "actors/handler_actor.hpp"
 
+#include <algorithm>
 #include <exception>
+#include <utility>
 
 #include <caf/all.hpp>
 
+#include "actors/memory_release.hpp"
 #include "messages/clock.hpp"
 
 namespace kryten::detail {
@@ -112,6 +115,20 @@ std::int64_t dispatch(const handler_spec& spec, const caf::message& msg, std::in
   return now;
 }
 
+/// The handler has caught up: after a backlog that held a lot, the heap's
+/// freed pages go back to the system (actors/memory_release.hpp).
+void caught_up(caf::stateful_actor<handler_state>* self) {
+  auto& st = self->state;
+  auto peak = std::exchange(st.backlog_peak_bytes, 0);
+  if (peak < release_after_backlog_bytes)
+    return;
+  auto released = release_freed_memory();
+  constexpr double mb = 1024.0 * 1024.0;
+  st.spec.log->info("handler {} caught up with a backlog of {:.0f} MB; {:.0f} MB of freed "
+                    "memory returned to the system ({:.0f} MB resident)",
+                    st.spec.label, peak / mb, released / mb, resident_bytes() / mb);
+}
+
 /// Runs events from the inbox until it is empty or the batch is used up; then
 /// asks for another turn when more are waiting. (Lingering on an empty inbox
 /// for 20 us before sleeping was measured: no gain in throughput, +0.04 cores
@@ -123,6 +140,7 @@ void drain(caf::stateful_actor<handler_state>* self) {
   auto slice_end = now + drain_time_slice_ns;
   caf::message msg;
   std::int64_t done = 0;
+  st.backlog_peak_bytes = std::max(st.backlog_peak_bytes, inbox.bytes());
   // Once per batch, not per event: the dispatcher raises it on another core.
   auto& stats = *st.spec.stats;
   auto count_done = [&] {
@@ -132,6 +150,7 @@ void drain(caf::stateful_actor<handler_state>* self) {
   for (int n = 0; n < drain_batch && now < slice_end; ++n) {
     if (inbox.closed() || (!inbox.pop(msg) && !(inbox.go_idle() && inbox.pop(msg)))) {
       count_done();
+      caught_up(self);
       return;
     }
     now = dispatch(st.spec, msg, now);

@@ -45,6 +45,9 @@ struct handler_spec {
 
 struct handler_state {
   handler_spec spec;
+  /// The most the inbox held since the handler last caught up (bytes, the
+  /// inbox's estimate): a large backlog is followed by a memory release.
+  std::int64_t backlog_peak_bytes = 0;
   static inline const char* name = "kryten.handler";
 };
 

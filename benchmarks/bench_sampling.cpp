@@ -43,16 +43,6 @@ std::map<std::string, std::pair<std::string, std::uint64_t>> thread_ticks(pid_t 
   return out;
 }
 
-long status_kb(pid_t pid, const char* key) {
-  std::ifstream in{"/proc/" + std::to_string(pid) + "/status"};
-  std::string line;
-  auto klen = std::strlen(key);
-  while (std::getline(in, line))
-    if (line.compare(0, klen, key) == 0)
-      return std::atol(line.c_str() + klen);
-  return 0;
-}
-
 void reset_peak_rss(pid_t pid) {
   std::ofstream out{"/proc/" + std::to_string(pid) + "/clear_refs"};
   out << "5";

@@ -8,6 +8,8 @@
 #include <string>
 #include <utility>
 
+#include "process_control.hpp"
+
 namespace kbench {
 
 /// utime + stime of a process (or of one thread: "PID/task/TID"), in clock ticks.
@@ -18,7 +20,7 @@ std::uint64_t cpu_ticks(pid_t pid);
 std::map<std::string, std::pair<std::string, std::uint64_t>> thread_ticks(pid_t pid);
 
 /// A "Vm...:" line of /proc/<pid>/status, in kB (0 when unreadable).
-long status_kb(pid_t pid, const char* key);
+using kryten::process::status_kb;
 
 /// Resets the peak RSS (VmHWM) of a process of ours (Linux >= 4.0).
 void reset_peak_rss(pid_t pid);

@@ -11,7 +11,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <stdexcept>
 #include <thread>
 
@@ -144,6 +146,16 @@ std::optional<int> wait_exit(pid_t pid, std::chrono::milliseconds deadline, stru
     std::this_thread::sleep_for(
       std::min<std::chrono::steady_clock::duration>(std::chrono::milliseconds(1), end - now));
   }
+}
+
+long status_kb(pid_t pid, const char* key) {
+  std::ifstream in{"/proc/" + std::to_string(pid) + "/status"};
+  std::string line;
+  auto klen = std::strlen(key);
+  while (std::getline(in, line))
+    if (line.compare(0, klen, key) == 0)
+      return std::atol(line.c_str() + klen);
+  return 0;
 }
 
 int free_loopback_port() {

@@ -39,6 +39,10 @@ int exit_code_of(int wait_status);
 std::optional<int> wait_exit(pid_t pid, std::chrono::milliseconds deadline,
                              struct rusage* usage = nullptr);
 
+/// A "Vm...:" line of /proc/<pid>/status (e.g. "VmRSS:", "VmHWM:"), in kB; 0
+/// when unreadable.
+long status_kb(pid_t pid, const char* key);
+
 /// A free TCP port on 127.0.0.1 (bound and released). Throws std::runtime_error.
 int free_loopback_port();
 
