@@ -117,16 +117,15 @@ std::int64_t dispatch(const handler_spec& spec, const caf::message& msg, std::in
 
 /// The handler has caught up: after a backlog that held a lot, the heap's
 /// freed pages go back to the system (actors/memory_release.hpp).
-void caught_up(caf::stateful_actor<handler_state>* self) {
-  auto& st = self->state;
-  auto peak = std::exchange(st.backlog_peak_bytes, 0);
+void caught_up(const handler_spec& spec, std::int64_t& backlog_peak_bytes) {
+  auto peak = std::exchange(backlog_peak_bytes, 0);
   if (peak < release_after_backlog_bytes)
     return;
   auto released = release_freed_memory();
   constexpr double mb = 1024.0 * 1024.0;
-  st.spec.log->info("handler {} caught up with a backlog of {:.0f} MB; {:.0f} MB of freed "
-                    "memory returned to the system ({:.0f} MB resident)",
-                    st.spec.label, peak / mb, released / mb, resident_bytes() / mb);
+  spec.log->info("handler {} caught up with a backlog of {:.0f} MB; {:.0f} MB of freed "
+                 "memory returned to the system ({:.0f} MB resident)",
+                 spec.label, peak / mb, released / mb, resident_bytes() / mb);
 }
 
 /// Runs events from the inbox until it is empty or the batch is used up; then
@@ -150,7 +149,7 @@ void drain(caf::stateful_actor<handler_state>* self) {
   for (int n = 0; n < drain_batch && now < slice_end; ++n) {
     if (inbox.closed() || (!inbox.pop(msg) && !(inbox.go_idle() && inbox.pop(msg)))) {
       count_done();
-      caught_up(self);
+      caught_up(st.spec, st.backlog_peak_bytes);
       return;
     }
     now = dispatch(st.spec, msg, now);
@@ -276,9 +275,12 @@ void pump(forwarder_self* self) {
   if (!st.spec.inbox || !st.target || st.target_down)
     return;
   caf::message msg;
+  st.backlog_peak_bytes = std::max(st.backlog_peak_bytes, st.spec.inbox->bytes());
   while (static_cast<int>(st.in_flight.size()) < forward_window && !st.spec.inbox->closed()) {
-    if (!st.spec.inbox->pop(msg) && !(st.spec.inbox->go_idle() && st.spec.inbox->pop(msg)))
+    if (!st.spec.inbox->pop(msg) && !(st.spec.inbox->go_idle() && st.spec.inbox->pop(msg))) {
+      caught_up(st.spec, st.backlog_peak_bytes);
       return;
+    }
     forward(self, std::move(msg));
   }
 }

@@ -56,6 +56,7 @@ caf::behavior handler_actor(caf::stateful_actor<handler_state>* self, handler_sp
 
 struct forwarding_state {
   handler_spec spec;
+  std::int64_t backlog_peak_bytes = 0;  // as handler_state's
   caf::actor target;
   std::uint64_t next_seq = 0;
   /// Events sent to target and not yet answered, by sequence number: an event
