@@ -701,10 +701,27 @@ TEST_CASE("once a large backlog is handled, the memory that held it goes back to
   std::atomic<int> handled{0};
   kryten::client client{make_config(server.url()), logger};
   latch gate;
-  client.on("chatmsg", [&](const kryten::chat_message&) {
-    gate.future.wait();
-    ++handled;
-  });
+  caf::actor user_actor;
+  SECTION("a handler function") {
+    client.on("chatmsg", [&](const kryten::chat_message&) {
+      gate.future.wait();
+      ++handled;
+    });
+  }
+  SECTION("a user's actor (its forwarder holds the backlog)") {
+    // Detached: it blocks until the gate opens, and must not hold a
+    // scheduler thread meanwhile.
+    user_actor = client.system().spawn<caf::detached>(
+      [](caf::event_based_actor*, std::shared_future<void> opened,
+         std::atomic<int>* n) -> caf::behavior {
+        return {[opened, n](const kryten::chat_message&) {
+          opened.wait();
+          ++*n;
+        }};
+      },
+      gate.future, &handled);
+    client.on_actor("chatmsg", user_actor);
+  }
   client.connect();
   auto rss_kb = [] { return kryten::process::status_kb(::getpid(), "VmRSS:"); };
   const long before_kb = rss_kb();
@@ -729,6 +746,8 @@ TEST_CASE("once a large backlog is handled, the memory that held it goes back to
     CHECK(wait_until([&] { return rss_kb() < before_kb + (peak_kb - before_kb) / 2; }, 5s));
   }
   client.disconnect();
+  if (user_actor)
+    caf::anon_send_exit(user_actor, caf::exit_reason::user_shutdown);
   auto text_out = log_text.str();
   CHECK(text_out.find("caught up with a backlog of") != std::string::npos);
   CHECK(text_out.find("MB of freed memory returned to the system") != std::string::npos);
