@@ -73,16 +73,33 @@ caf::result<bool> remove(api_self self, const std::string& label) {
   return rp;
 }
 
-/// Sends `cmd` through `via`: the connection, or the chat throttle.
+/// Sends `cmd` with `request_id` through `via`: the connection, or the chat
+/// throttle. False (nothing sent) when it names no service or command.
+bool send_command(api_self self, const outgoing_command& cmd, const caf::actor& via,
+                  const std::string& request_id) {
+  if (cmd.service.empty() || cmd.command.empty())
+    return false;
+  caf::anon_send(via, command_atom::value, subjects::command(cmd.service),
+                 command_body(self->state.spec, cmd, request_id).dump());
+  return true;
+}
+
+/// The request form: answers the new request id.
 caf::result<std::string> send_command(api_self self, const outgoing_command& cmd,
                                       const caf::actor& via) {
-  auto& s = self->state;
-  if (cmd.service.empty() || cmd.command.empty())
-    return make_error(error_code::bad_input, "a command needs a service and a name");
   auto request_id = uuid4();
-  caf::anon_send(via, command_atom::value, subjects::command(cmd.service),
-                 command_body(s.spec, cmd, request_id).dump());
+  if (!send_command(self, cmd, via, request_id))
+    return make_error(error_code::bad_input, "a command needs a service and a name");
   return request_id;
+}
+
+/// The fire-and-forget form: the sender chose the id and does not wait.
+void send_command_unanswered(api_self self, const outgoing_command& cmd, const caf::actor& via,
+                             const std::string& request_id) {
+  if (!send_command(self, cmd, via, request_id))
+    self->state.spec.log->error("command {} to service '{}': a command needs a service and a "
+                                "name (not sent)",
+                                cmd.command, cmd.service);
 }
 
 const caf::actor& chat_throttle(api_self self) {
@@ -132,6 +149,12 @@ runtime_api_actor::behavior_type runtime_api(api_self self, runtime_api_spec spe
     },
     [self](chat_atom, const outgoing_command& cmd) {
       return send_command(self, cmd, chat_throttle(self));
+    },
+    [self](command_atom, const outgoing_command& cmd, const std::string& request_id) {
+      send_command_unanswered(self, cmd, self->state.spec.connection, request_id);
+    },
+    [self](chat_atom, const outgoing_command& cmd, const std::string& request_id) {
+      send_command_unanswered(self, cmd, chat_throttle(self), request_id);
     },
     [self](request_atom, const std::string& subject, const std::string& data,
            caf::timespan timeout) -> caf::result<std::string> {

@@ -547,14 +547,17 @@ std::string client::send_command(std::string_view service, std::string_view type
                                  const nlohmann::json& body, std::optional<std::string> domain,
                                  std::optional<std::string> channel) {
   auto& s = *impl_;
-  outgoing_command cmd{std::string{service}, std::string{type}, body,
-                       domain.value_or(std::string{}), channel.value_or(std::string{})};
-  auto id = s.ask<std::string>(5s, command_atom::value, std::move(cmd));
-  if (!id) {
-    s.log->error("send_command {} to {}: {}", type, service, describe(id.error()));
+  if (service.empty() || type.empty()) {
+    s.log->error("send_command '{}' to '{}': a command needs a service and a name", type,
+                 service);
     return {};
   }
-  return std::move(*id);
+  outgoing_command cmd{std::string{service}, std::string{type}, body,
+                       domain.value_or(std::string{}), channel.value_or(std::string{})};
+  // Not a request: the caller (often a handler) does not wait for the runtime.
+  auto id = detail::uuid4();
+  caf::anon_send(s.api, command_atom::value, std::move(cmd), id);
+  return id;
 }
 
 void client::on_command(std::string command, command_handler handler) {

@@ -3,7 +3,7 @@
 #include <caf/all.hpp>
 
 #include "kryten/robot_requests.hpp"
-#include "runtime/ask.hpp"
+#include "messages/uuid.hpp"
 
 namespace kryten {
 
@@ -26,12 +26,10 @@ std::string robot::send(const outgoing_command& cmd, const robot_target& to) {
 }
 
 std::string robot::send_chat_command(outgoing_command cmd, const robot_target& to) {
-  auto id = detail::ask<std::string>(client_.system(), client_.runtime(), std::chrono::seconds(5),
-                                     chat_atom::value, aimed(std::move(cmd), to));
-  if (!id)
-    throw request_error("chat: " + describe(id.error()),
-                        code_of(id.error()).value_or(error_code::timeout));
-  return *id;
+  // Not a request: the throttle spaces the message out, the caller goes on.
+  auto id = detail::uuid4();
+  caf::anon_send(client_.runtime(), chat_atom::value, aimed(std::move(cmd), to), id);
+  return id;
 }
 
 std::string robot::send_chat(const std::string& message, const robot_target& to) {

@@ -42,6 +42,21 @@ caf::behavior greeter(caf::event_based_actor* self, kryten::runtime_actor rt,
   };
 }
 
+/// Answers "!hello" with a say command it does not wait for, under a request
+/// id of its own (a UUID): the fire-and-forget form of command_atom.
+caf::behavior unanswered_greeter(caf::event_based_actor* self, kryten::runtime_actor rt,
+                                 std::string request_id) {
+  return {
+    [=](const kryten::chat_message& m) {
+      if (m.message != "!hello")
+        return;
+      kryten::outgoing_command say{"robot", "say", {{"message", "hello " + m.username}},
+                                   m.domain, m.channel};
+      self->send(rt, kryten::command_atom::value, std::move(say), request_id);
+    },
+  };
+}
+
 /// Serves "echo": the args back, or a failure (`failure`) when args.fail is
 /// set. (CAF 0.17 cannot spawn a function actor without arguments.)
 caf::behavior echo_command(caf::event_based_actor*, std::string failure) {
@@ -103,6 +118,29 @@ TEST_CASE("a user actor made by a factory sends commands through the runtime han
   REQUIRE(ids.wait_size(1));
   CHECK(ids.items()[0] == body["meta"]["request_id"]);
   CHECK(kryten::test::is_uuid4(ids.items()[0]));
+  client.disconnect();
+}
+
+TEST_CASE("a user actor sends a command without waiting, under its own request id",
+          "[protocol]") {
+  nats_server server;
+  bus_client observer{server.url()};
+  observer.subscribe("kryten.robot.command");
+  const std::string id = "0b9a5c1e-2f4d-4c8a-9e1f-3a7b6c5d4e21";
+  kryten::client client{make_config(server.url(), "proto")};
+  client.on_actor("chatmsg", kryten::runtime_actor_factory{
+                               [&id](caf::actor_system& sys, kryten::runtime_actor rt) {
+                                 return sys.spawn(unanswered_greeter, rt, id);
+                               }});
+  client.connect();
+  observer.publish(lounge_chat, chat_event("bob", "!hello"));
+  auto cmd = observer.wait_for("kryten.robot.command", 5s);
+  REQUIRE(cmd);
+  auto body = json::parse(cmd->data);
+  CHECK(body["command"] == "say");
+  CHECK(body["args"]["message"] == "hello bob");
+  CHECK(body["meta"]["request_id"] == id);
+  CHECK(body["meta"]["source"] == "proto");
   client.disconnect();
 }
 

@@ -326,6 +326,18 @@ TEST_CASE("send_command publishes PROTOCOL §2's request body", "[client][comman
     CHECK(body["meta"]["request_id"] == id);
     REQUIRE(wait_until([&] { return client.health().commands_sent == 1; }, 5s));
   }
+
+  SECTION("no service or no command name: \"\" returned, nothing sent") {
+    CHECK(client.send_command("", "say", json::object()).empty());
+    CHECK(client.send_command("robot", "", json::object()).empty());
+    // A command sent after them is the first and only one on the bus.
+    auto id = client.send_command("robot", "say", {{"message", "after"}});
+    REQUIRE(bus.wait_for("kryten.robot.command", 5s));
+    auto msgs = bus.messages_on("kryten.robot.command");
+    REQUIRE(msgs.size() == 1);
+    CHECK(json::parse(msgs[0].data)["meta"]["request_id"] == id);
+    REQUIRE(wait_until([&] { return client.health().commands_sent == 1; }, 5s));
+  }
 }
 
 // -- 4. serving commands --------------------------------------------------------

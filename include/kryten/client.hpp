@@ -135,8 +135,11 @@ public:
   // -- commands and plain messaging --------------------------------------------
 
   /// Sends a command to another service on kryten.{service}.command
-  /// (PROTOCOL.md §2). Returns the request id. A non-object body is sent as
-  /// {"value": body}; domain and channel default to the first configured channel.
+  /// (PROTOCOL.md §2). Returns the request id (a UUID chosen here) at once,
+  /// without waiting for the runtime: cheap from a handler. "" (and an error
+  /// logged, nothing sent) when service or type is empty. A non-object body
+  /// is sent as {"value": body}; domain and channel default to the first
+  /// configured channel.
   std::string send_command(std::string_view service, std::string_view type,
                            const nlohmann::json& body = nlohmann::json::object(),
                            std::optional<std::string> domain = std::nullopt,

@@ -46,6 +46,10 @@ using runtime_actor = caf::typed_actor<
   /// chat_min_delay plus a random 0..chat_jitter seconds after the previous
   /// one, as kryten-py throttles them; answers the request id at once.
   caf::replies_to<chat_atom, outgoing_command>::with<std::string>,
+  /// Both without an answer, under a request id the sender chose (a UUID):
+  /// nothing to wait for, so a handler that sends a reply is not held up.
+  caf::reacts_to<command_atom, outgoing_command, std::string /*request_id*/>,
+  caf::reacts_to<chat_atom, outgoing_command, std::string /*request_id*/>,
   /// Request/reply: answers with the reply's data (timeout, no_responders,
   /// not_connected, bad_input otherwise).
   caf::replies_to<request_atom, std::string /*subject*/, std::string /*data*/,
