@@ -80,7 +80,7 @@ bool send_command(api_self self, const outgoing_command& cmd, const caf::actor& 
   if (cmd.service.empty() || cmd.command.empty())
     return false;
   caf::anon_send(via, command_atom::value, subjects::command(cmd.service),
-                 command_body(self->state.spec, cmd, request_id).dump());
+                 command_body(self->state.spec.origin, cmd, request_id).dump());
   return true;
 }
 
@@ -243,15 +243,15 @@ runtime_api_actor::behavior_type runtime_api(api_self self, runtime_api_spec spe
 
 }  // namespace
 
-nlohmann::json command_body(const runtime_api_spec& spec, const outgoing_command& cmd,
+nlohmann::json command_body(const command_origin& origin, const outgoing_command& cmd,
                             const std::string& request_id) {
   return {{"command", cmd.command},
           {"args", cmd.args.is_object() ? cmd.args : nlohmann::json{{"value", cmd.args}}},
           {"meta",
-           {{"source", spec.service},
+           {{"source", origin.service},
             {"timestamp", iso8601_now()},
-            {"domain", cmd.domain.empty() ? spec.default_domain : cmd.domain},
-            {"channel", cmd.channel.empty() ? spec.default_channel : cmd.channel},
+            {"domain", cmd.domain.empty() ? origin.default_domain : cmd.domain},
+            {"channel", cmd.channel.empty() ? origin.default_channel : cmd.channel},
             {"request_id", request_id}}}};
 }
 

@@ -3,7 +3,9 @@
 // facade is a thin layer over it. It translates each request into messages
 // to the runtime's own actors (connection, supervisor, commands, health) and
 // answers without blocking; it numbers handler labels. It runs on a thread
-// of its own and quits with the supervisor.
+// of its own and quits with the supervisor. (The facade's publish() and
+// send_command() go straight to the connection actor instead: a handler's
+// reply takes one thread hop less.)
 //
 // Protocol: runtime_actor, plus for the client
 //   (add_atom, handler_registration)     -> std::string label (callbacks, factories)
@@ -29,10 +31,15 @@ using runtime_api_actor = runtime_actor::extend<
   caf::replies_to<add_atom, handler_registration>::with<std::string>,
   caf::replies_to<subscribe_atom, std::string, command_handler>::with<bool>>;
 
-struct runtime_api_spec {
+/// Where this service's commands come from, and where they go by default.
+struct command_origin {
   std::string service;         // this service's name: `source` of its commands
   std::string default_domain;  // of the first configured channel
   std::string default_channel;
+};
+
+struct runtime_api_spec {
+  command_origin origin;
   caf::actor supervisor, connection, commands, health;
   double chat_min_delay = 1.0;  // seconds (kryten_config's)
   double chat_jitter = 0.5;
@@ -44,8 +51,8 @@ struct runtime_api_spec {
 runtime_api_actor spawn_runtime_api(caf::actor_system& sys, runtime_api_spec spec);
 
 /// The PROTOCOL.md §2 request body of `cmd`, with `request_id`; domain and
-/// channel default to the spec's.
-nlohmann::json command_body(const runtime_api_spec& spec, const outgoing_command& cmd,
+/// channel default to the origin's.
+nlohmann::json command_body(const command_origin& origin, const outgoing_command& cmd,
                             const std::string& request_id);
 
 }  // namespace kryten::detail

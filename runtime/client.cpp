@@ -154,6 +154,9 @@ struct client::impl {
   caf::actor supervisor;
   caf::actor aggregator;  // the health actor
   detail::runtime_api_actor api;  // the typed protocol; the facade's methods go through it
+  // ... except publish() and send_command(), straight to the connection actor.
+  caf::actor connection;
+  detail::command_origin origin;
 
   std::shared_ptr<run_control> control = std::make_shared<run_control>();
   std::shared_ptr<detail::transport> transport;  // null: NATS
@@ -248,13 +251,13 @@ void client::impl::start_actors() {
       [&](caf::error& e) { log->critical("supervisor did not start: {}", sys->render(e)); });
 }
 
-void client::impl::start_api(caf::actor connection, caf::actor commands) {
+void client::impl::start_api(caf::actor conn, caf::actor commands) {
+  connection = std::move(conn);
+  origin = {identity.service, cfg.channels.front().domain, cfg.channels.front().channel};
   detail::runtime_api_spec spec;
-  spec.service = identity.service;
-  spec.default_domain = cfg.channels.front().domain;
-  spec.default_channel = cfg.channels.front().channel;
+  spec.origin = origin;
   spec.supervisor = supervisor;
-  spec.connection = std::move(connection);
+  spec.connection = connection;
   spec.commands = std::move(commands);
   spec.health = aggregator;
   spec.chat_min_delay = cfg.chat_min_delay;
@@ -307,6 +310,7 @@ void client::impl::stop_actors() {
   supervisor = nullptr;
   aggregator = nullptr;
   api = nullptr;  // it quit with the supervisor
+  connection = nullptr;
 }
 
 // -- client ---------------------------------------------------------------------
@@ -556,7 +560,8 @@ std::string client::send_command(std::string_view service, std::string_view type
                        domain.value_or(std::string{}), channel.value_or(std::string{})};
   // Not a request: the caller (often a handler) does not wait for the runtime.
   auto id = detail::uuid4();
-  caf::anon_send(s.api, command_atom::value, std::move(cmd), id);
+  caf::anon_send(s.connection, command_atom::value, subjects::command(cmd.service),
+                 detail::command_body(s.origin, cmd, id).dump());
   return id;
 }
 
@@ -570,7 +575,12 @@ void client::on_command(std::string command, command_handler handler) {
 }
 
 void client::publish(std::string_view subject, std::string_view data) {
-  caf::anon_send(impl_->api, publish_atom::value, std::string{subject}, std::string{data});
+  if (subject.empty()) {
+    impl_->log->error("publish: an empty subject (message dropped)");
+    return;
+  }
+  caf::anon_send(impl_->connection, publish_atom::value, std::string{subject},
+                 std::string{data});
 }
 
 void client::publish(std::string_view subject, const nlohmann::json& body) {
