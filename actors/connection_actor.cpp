@@ -22,7 +22,6 @@ namespace kryten::detail {
 namespace {
 
 using namespace std::chrono_literals;
-using drop_check_atom = caf::atom_constant<caf::atom("kdropchk")>;
 
 constexpr auto drop_check_interval = 1s;
 constexpr std::int64_t flush_timeout_ms = 5000;
@@ -170,7 +169,9 @@ std::string subscribe_channel(connection_self* self, const channel_config& ch,
   return {};
 }
 
-void check_drops(connection_self* self, std::vector<subscription_handle>& subs) {
+/// Reads cnats' drop counts into the stats; true when any rose.
+bool check_drops(connection_self* self, std::vector<subscription_handle>& subs) {
+  bool rose = false;
   for (auto& h : subs) {
     int64_t dropped = 0;
     if (h.sub == nullptr || natsSubscription_GetDropped(h.sub, &dropped) != NATS_OK)
@@ -183,8 +184,10 @@ void check_drops(connection_self* self, std::vector<subscription_handle>& subs) 
         h.stats->dropped_by_nats.store(static_cast<std::uint64_t>(dropped),
                                        std::memory_order_relaxed);
       h.dropped_seen = dropped;
+      rose = true;
     }
   }
+  return rose;
 }
 
 std::string connect(connection_self* self) {
@@ -409,17 +412,20 @@ caf::behavior connection_actor(connection_self* self, connection_spec spec) {
   self->state.spec = std::move(spec);
   return {
     [self](connect_atom) -> std::string {
-      auto err = connect(self);
-      if (err.empty() && !self->state.drop_checks_running) {
-        self->state.drop_checks_running = true;
-        self->delayed_send(self, drop_check_interval, drop_check_atom::value);
-      }
-      return err;
+      return connect(self);
     },
-    [self](drop_check_atom) {
-      check_drops(self, self->state.nats.event_subs);
-      check_drops(self, self->state.nats.plain_subs);
-      self->delayed_send(self, drop_check_interval, drop_check_atom::value);
+    // No timer while nothing is dropped (an idle service sleeps): cnats
+    // reports a slow consumer once per episode, and the counts are then
+    // read every drop_check_interval until they stop rising.
+    [self](drop_check_atom, bool reported) {
+      auto& s = self->state;
+      if (reported && s.drop_checks_running)
+        return;  // the running checks count these drops too
+      bool rose = check_drops(self, s.nats.event_subs);
+      rose = check_drops(self, s.nats.plain_subs) || rose;
+      s.drop_checks_running = rose || reported;
+      if (s.drop_checks_running)
+        self->delayed_send(self, drop_check_interval, drop_check_atom::value, false);
     },
     // Fire and forget: a returned value would be sent back to the sender.
     [self](publish_atom, const std::string& subject, const std::string& data) {

@@ -54,6 +54,9 @@ void on_async_error(natsConnection* nc, natsSubscription* sub, natsStatus err, v
   std::string what = natsStatus_GetText(err);
   if (err == NATS_SLOW_CONSUMER) {
     bump(ev->stats->slow_consumer_errors);
+    // cnats is dropping: its counts are read from now until they stop rising.
+    if (auto owner = caf::actor_cast<caf::actor>(ev->owner))
+      caf::anon_send(owner, drop_check_atom::value, true);
   } else if (err == NATS_NOT_PERMITTED) {
     bump(ev->stats->permission_errors);
     if (auto text = server_error_text(nc); !text.empty()) what += ": " + text;

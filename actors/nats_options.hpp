@@ -8,6 +8,7 @@
 #include <string>
 
 #include <caf/actor.hpp>
+#include <caf/atom.hpp>
 #include <nats/nats.h>
 #include <spdlog/logger.h>
 
@@ -30,6 +31,11 @@ struct connection_events {
   std::shared_ptr<spdlog::logger> log;
   log_limiter limiter;
 };
+
+/// Sent to the connection actor (drop_check_atom, reported): `reported` when
+/// cnats has just said a subscription became a slow consumer, else from the
+/// actor's own follow-up timer.
+using drop_check_atom = caf::atom_constant<caf::atom("kdropchk")>;
 
 /// cnats options for `n`, with `events` as the callbacks' closure.
 natsStatus make_options(const nats_config& n, const std::string& client_name,

@@ -671,6 +671,38 @@ TEST_CASE("a full handler queue drops and counts further events", "[client][back
   CHECK(client.health().dropped_events == n - 5);
 }
 
+TEST_CASE("messages past cnats' pending limit are counted as dropped, episode after episode",
+          "[client][backpressure]") {
+  nats_server server;
+  auto cfg = make_config(server.url());
+  cfg.nats.pending_bytes_limit = 1024;  // every event of 2 KB is over it
+  recorder<std::string> handled;
+  kryten::client client{cfg};
+  client.on("chatmsg", [&](const kryten::chat_message& m) { handled.add(m.message); });
+  client.connect();
+
+  bus_client bus(server.url());
+  const std::string big(2048, 'x');
+  auto burst = [&](int n) {
+    for (int i = 0; i < n; ++i)
+      bus.publish(lounge_chat, chat_event("alice", big));
+    bus.flush();
+  };
+  burst(30);
+  REQUIRE(wait_until([&] { return client.health().dropped_events == 30; }, 5s));
+  CHECK(client.health().events_received == 0);
+
+  // A small event gets through (cnats' slow-consumer episode ends) ...
+  bus.publish(lounge_chat, chat_event("alice", "small"));
+  bus.flush();
+  REQUIRE(handled.wait_size(1));
+  CHECK(handled.items()[0] == "small");
+  // ... and the drops of the next episode are counted too.
+  burst(10);
+  REQUIRE(wait_until([&] { return client.health().dropped_events == 40; }, 5s));
+  CHECK(client.health().events_handled == 1);
+}
+
 TEST_CASE("a burst far past the inbox's ring is handled whole with the default bounds",
           "[client][backpressure][burst]") {
   nats_server server;
