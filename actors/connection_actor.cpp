@@ -51,6 +51,7 @@ struct nats_session {
   std::vector<subscription_handle> plain_subs;
   natsSubscription* inbox_sub = nullptr;
   std::shared_ptr<cnats_closures> closures = std::make_shared<cnats_closures>();
+  std::shared_ptr<publish_gate> gate;  // may be null
 
   nats_session() = default;
   nats_session(const nats_session&) = delete;
@@ -62,6 +63,8 @@ struct nats_session {
   void close(bool flush) {
     if (conn == nullptr)
       return;
+    if (gate)
+      gate->close();  // from here on, only this actor publishes
     close_subscriptions(event_subs);
     close_subscriptions(plain_subs);
     if (inbox_sub != nullptr) {
@@ -222,6 +225,8 @@ std::string connect(connection_self* self) {
     return err;
   }
   set_status(self, {connection_state::connected, connected_url(s.nats.conn), "", unix_ns()});
+  if (s.nats.gate)
+    s.nats.gate->open(s.nats.conn);
   return {};
 }
 
@@ -410,6 +415,7 @@ caf::response_promise forward_to_kv(connection_self* self, Ts&&... xs) {
 
 caf::behavior connection_actor(connection_self* self, connection_spec spec) {
   self->state.spec = std::move(spec);
+  self->state.nats.gate = self->state.spec.gate;
   return {
     [self](connect_atom) -> std::string {
       return connect(self);

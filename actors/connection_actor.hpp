@@ -46,6 +46,7 @@
 #include <spdlog/logger.h>
 
 #include "actors/handler_registry.hpp"
+#include "actors/publish_gate.hpp"
 #include "actors/runtime_stats.hpp"
 #include "kryten/config.hpp"
 #include "kryten/kv.hpp"
@@ -70,6 +71,8 @@ struct connection_spec {
   std::shared_ptr<handler_registry> registry;
   std::shared_ptr<connection_stats> stats;
   std::vector<std::shared_ptr<subscription_stats>> channel_stats;  // one per channel
+  /// Opened once connected, closed before the connection is (may be null).
+  std::shared_ptr<publish_gate> gate;
   std::shared_ptr<spdlog::logger> log;
   /// Called on the actor's thread on every state change.
   std::function<void(const connection_status&)> on_status;

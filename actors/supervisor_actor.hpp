@@ -70,6 +70,7 @@ struct supervisor_spec {
   std::shared_ptr<spdlog::logger> log;
   std::shared_ptr<handler_registry> registry;
   std::shared_ptr<connection_stats> conn_stats;
+  std::shared_ptr<publish_gate> gate;  // for the connection actor
   std::vector<std::shared_ptr<subscription_stats>> channel_stats;
   std::shared_ptr<handler_stats> command_stats;
   std::shared_ptr<runtime_flags> flags;

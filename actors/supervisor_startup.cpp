@@ -42,6 +42,7 @@ void spawn_core(supervisor_self* self) {
   cs.client_name = spec.identity.service;
   cs.registry = spec.registry;
   cs.stats = spec.conn_stats;
+  cs.gate = spec.gate;
   cs.channel_stats = spec.channel_stats;
   cs.log = spec.log;
   cs.on_status = spec.on_status;

@@ -9,6 +9,7 @@
 #include <caf/all.hpp>
 #include <prometheus/registry.h>
 
+#include "actors/publish_gate.hpp"
 #include "actors/runtime_api_actor.hpp"
 #include "actors/supervisor_actor.hpp"
 #include "kryten/logging.hpp"
@@ -157,6 +158,8 @@ struct client::impl {
   // ... except publish() and send_command(), straight to the connection actor.
   caf::actor connection;
   detail::command_origin origin;
+  // ... or, once connected, straight onto the NATS connection (no thread hop).
+  std::shared_ptr<detail::publish_gate> gate = std::make_shared<detail::publish_gate>(conn_stats);
 
   std::shared_ptr<run_control> control = std::make_shared<run_control>();
   std::shared_ptr<detail::transport> transport;  // null: NATS
@@ -219,6 +222,7 @@ void client::impl::start_actors() {
   spec.log = log;
   spec.registry = registry;
   spec.conn_stats = conn_stats;
+  spec.gate = gate;
   spec.channel_stats = channel_stats;
   spec.command_stats = command_stats;
   spec.flags = flags;
@@ -560,8 +564,10 @@ std::string client::send_command(std::string_view service, std::string_view type
                        domain.value_or(std::string{}), channel.value_or(std::string{})};
   // Not a request: the caller (often a handler) does not wait for the runtime.
   auto id = detail::uuid4();
-  caf::anon_send(s.connection, command_atom::value, subjects::command(cmd.service),
-                 detail::command_body(s.origin, cmd, id).dump());
+  auto subject = subjects::command(cmd.service);
+  auto data = detail::command_body(s.origin, cmd, id).dump();
+  if (!s.gate->publish(subject, data, true))
+    caf::anon_send(s.connection, command_atom::value, std::move(subject), std::move(data));
   return id;
 }
 
@@ -579,8 +585,10 @@ void client::publish(std::string_view subject, std::string_view data) {
     impl_->log->error("publish: an empty subject (message dropped)");
     return;
   }
-  caf::anon_send(impl_->connection, publish_atom::value, std::string{subject},
-                 std::string{data});
+  std::string subj{subject};
+  std::string body{data};
+  if (!impl_->gate->publish(subj, body, false))
+    caf::anon_send(impl_->connection, publish_atom::value, std::move(subj), std::move(body));
 }
 
 void client::publish(std::string_view subject, const nlohmann::json& body) {
