@@ -5,6 +5,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/memory_release.hpp"
 #include "messages/clock.hpp"
 
 namespace kryten::detail {
@@ -12,11 +13,14 @@ namespace kryten::detail {
 namespace {
 
 /// Whether cnats holds more messages for `sub` right now (its next callback
-/// follows at once).
-bool more_pending(natsSubscription* sub) {
+/// follows at once); `peak_bytes` keeps the most they held.
+bool more_pending(natsSubscription* sub, std::int64_t& peak_bytes) {
   int msgs = 0;
   int bytes = 0;
-  return natsSubscription_GetPending(sub, &msgs, &bytes) == NATS_OK && msgs > 0;
+  if (natsSubscription_GetPending(sub, &msgs, &bytes) != NATS_OK)
+    return false;
+  peak_bytes = std::max<std::int64_t>(peak_bytes, bytes);
+  return msgs > 0;
 }
 
 }  // namespace
@@ -98,15 +102,21 @@ void on_event_msg(natsConnection*, natsSubscription* nsub, natsMsg* msg, void* c
     natsMsg_Destroy(msg);
     return;
   }
-  bool more = more_pending(nsub);  // then the next callback wakes the handlers
+  // With more pending, the next callback follows at once and wakes the handlers.
+  bool more = more_pending(nsub, sub->backlog_peak_bytes);
   sub->handle(natsMsg_GetSubject(msg),
               std::string_view{natsMsg_GetData(msg),
                                static_cast<std::size_t>(natsMsg_GetDataLength(msg))},
               more);
-  if (!more)
-    sub->wake_all();
-  leave_delivery(*sub->stats);
   natsMsg_Destroy(msg);
+  if (!more) {
+    sub->wake_all();
+    // A backlog that cnats held is worked off: its memory goes back.
+    if (sub->backlog_peak_bytes >= release_after_backlog_bytes)
+      release_after_backlog(sub->backlog_peak_bytes, "subscription " + sub->subject, *sub->log);
+    sub->backlog_peak_bytes = 0;
+  }
+  leave_delivery(*sub->stats);
 }
 
 /// After the subscription's last message callback: events it left for a

@@ -39,6 +39,7 @@ struct event_subscription {
   handler_registry::snapshot routes;
   // Handlers with events not yet woken for: woken when cnats has no more pending.
   std::vector<const handler_route*> to_wake;
+  std::int64_t backlog_peak_bytes = 0;  // the most cnats held since it last had none
 
   /// Takes the registry's newest routes if they changed.
   void refresh_routes();

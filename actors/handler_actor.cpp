@@ -118,14 +118,9 @@ std::int64_t dispatch(const handler_spec& spec, const caf::message& msg, std::in
 /// The handler has caught up: after a backlog that held a lot, the heap's
 /// freed pages go back to the system (actors/memory_release.hpp).
 void caught_up(const handler_spec& spec, std::int64_t& backlog_peak_bytes) {
-  auto peak = std::exchange(backlog_peak_bytes, 0);
-  if (peak < release_after_backlog_bytes)
-    return;
-  auto released = release_freed_memory();
-  constexpr double mb = 1024.0 * 1024.0;
-  spec.log->info("handler {} caught up with a backlog of {:.0f} MB; {:.0f} MB of freed "
-                 "memory returned to the system ({:.0f} MB resident)",
-                 spec.label, peak / mb, released / mb, resident_bytes() / mb);
+  if (backlog_peak_bytes >= release_after_backlog_bytes)
+    release_after_backlog(backlog_peak_bytes, "handler " + spec.label, *spec.log);
+  backlog_peak_bytes = 0;
 }
 
 /// Runs events from the inbox until it is empty or the batch is used up; then

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <utility>
 
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -28,6 +29,17 @@ std::int64_t release_freed_memory() {
   ::malloc_trim(0);
 #endif
   return std::max<std::int64_t>(0, before - resident_bytes());
+}
+
+void release_after_backlog(std::int64_t& peak_bytes, std::string_view who, spdlog::logger& log) {
+  auto peak = std::exchange(peak_bytes, 0);
+  if (peak < release_after_backlog_bytes)
+    return;
+  auto released = release_freed_memory();
+  constexpr double mb = 1024.0 * 1024.0;
+  log.info("{} caught up with a backlog of {:.0f} MB; {:.0f} MB of freed memory returned to the "
+           "system ({:.0f} MB resident)",
+           who, peak / mb, released / mb, resident_bytes() / mb);
 }
 
 }  // namespace kryten::detail

@@ -1,4 +1,5 @@
-// After a burst: the heap that grew to hold a handler's backlog keeps its
+// After a burst: the heap that grew to hold a backlog (a handler's inbox, or
+// the messages cnats held for a subscription) keeps its
 // freed pages resident (glibc gives back only the top of a heap, and a backlog
 // freed event by event leaves it fragmented). Handing those pages back once
 // the backlog is handled brings a service's memory down after a burst, and
@@ -7,11 +8,14 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
+
+#include <spdlog/logger.h>
 
 namespace kryten::detail {
 
-/// A handler's backlog that held at least this much (the inbox's estimate)
-/// is followed by a release once the handler has caught up.
+/// A backlog that held at least this much (the inbox's estimate, or cnats'
+/// pending bytes) is followed by a release once it has been worked off.
 inline constexpr std::int64_t release_after_backlog_bytes = 32LL << 20;
 
 /// This process's resident memory in bytes (0 when /proc cannot tell).
@@ -21,5 +25,10 @@ std::int64_t resident_bytes();
 /// nothing elsewhere, e.g. under a sanitizer's allocator). Returns the
 /// resident bytes that released (0 or more).
 std::int64_t release_freed_memory();
+
+/// `who` (e.g. "handler chatmsg#1") has worked off its backlog, whose peak
+/// is in `peak_bytes` (reset here): past release_after_backlog_bytes, the
+/// freed memory goes back to the system and `log` says so at info.
+void release_after_backlog(std::int64_t& peak_bytes, std::string_view who, spdlog::logger& log);
 
 }  // namespace kryten::detail

@@ -27,6 +27,7 @@
 
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/ostream_sink.h>
 
 #include "kryten/client.hpp"
@@ -795,6 +796,77 @@ TEST_CASE("once a large backlog is handled, the memory that held it goes back to
   auto text_out = log_text.str();
   CHECK(text_out.find("caught up with a backlog of") != std::string::npos);
   CHECK(text_out.find("MB of freed memory returned to the system") != std::string::npos);
+}
+
+namespace {
+
+/// A log sink that holds the thread logging the first "skipped bad message"
+/// until `gate` opens: a way to stall cnats' delivery thread from outside.
+class stalling_sink : public spdlog::sinks::base_sink<std::mutex> {
+public:
+  explicit stalling_sink(std::shared_future<void> gate) : gate_(std::move(gate)) {}
+
+  /// Whether a line logged so far contains `needle` (any thread).
+  bool logged(std::string_view needle) {
+    std::lock_guard<std::mutex> guard{mutex_};
+    return out_.str().find(needle) != std::string::npos;
+  }
+
+protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    std::string_view text{msg.payload.data(), msg.payload.size()};
+    out_ << text << "\n";
+    if (!stalled_ && text.find("skipped bad message") != std::string_view::npos) {
+      stalled_ = true;
+      // Unlocked while waiting, so that other threads can still log.
+      mutex_.unlock();
+      gate_.wait();
+      mutex_.lock();
+    }
+  }
+  void flush_() override {}
+
+private:
+  std::ostringstream out_;
+  std::shared_future<void> gate_;
+  bool stalled_ = false;
+};
+
+}  // namespace
+
+TEST_CASE("a backlog that cnats held goes back to the system once it is delivered",
+          "[client][backpressure][burst][memory]") {
+  nats_server server;
+  latch gate;
+  auto sink = std::make_shared<stalling_sink>(gate.future);
+  auto logger = std::make_shared<spdlog::logger>("memory-test", sink);
+  logger->set_level(spdlog::level::info);
+  std::atomic<int> handled{0};
+  kryten::client client{make_config(server.url()), logger};
+  client.on("chatmsg", [&](const kryten::chat_message&) { ++handled; });
+  client.connect();
+  auto rss_kb = [] { return kryten::process::status_kb(::getpid(), "VmRSS:"); };
+  const long before_kb = rss_kb();
+
+  // A bad message stalls the delivery thread in its log line; meanwhile
+  // cnats' reader buffers 60,000 events of ~1 KB (past the 32 MB after which
+  // memory is released).
+  bus_client bus(server.url());
+  bus.publish(lounge_chat, "not json");
+  constexpr int n = 60000;
+  const std::string text(600, 'x');
+  for (int i = 0; i < n; ++i)
+    bus.publish(lounge_chat, chat_event("alice", text));
+  bus.flush();
+  REQUIRE(wait_until([&] { return rss_kb() - before_kb > 40 * 1024; }, 20s));
+  CHECK(client.health().events_received == 1);  // the bad one, still being logged
+  gate.open();
+  REQUIRE(wait_until([&] { return handled.load() == n; }, 30s));
+  CHECK(wait_until(
+    [&] { return sink->logged("subscription kryten.events.cytube.lounge.> caught up with a "); },
+    5s));
+  client.disconnect();
+  CHECK(client.health().decode_errors == 1);
 }
 
 TEST_CASE("handler_queue_bytes bounds a slow handler's queue: the rest is dropped and counted",
