@@ -6,7 +6,7 @@ set grid
 set key top left
 set xlabel 'offered rate (events/s)'
 set ylabel 'latency (ms)'
-set multiplot layout 2,2 title 'kryten-bench: latency vs offered rate (2026-12-07T00:32:22.134526+00:00, vm)'
+set multiplot layout 2,2 title 'kryten-bench: latency vs offered rate (2026-12-07T03:21:30.281822+00:00, vm)'
 set title 'p50'
 plot 'docs/bench-latency.dat' index 0 using 1:2 with linespoints lw 2 lc rgb '#1f77b4' title 'kryten-cpp: publish->!ping reply', \
      'docs/bench-latency.dat' index 1 using 1:2 with linespoints lw 2 lc rgb '#2ca02c' title 'raw cnats: publish->!ping reply', \
