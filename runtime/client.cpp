@@ -9,6 +9,7 @@
 #include <caf/all.hpp>
 #include <prometheus/registry.h>
 
+#include "actors/log_limiter.hpp"
 #include "actors/publish_gate.hpp"
 #include "actors/runtime_api_actor.hpp"
 #include "actors/supervisor_actor.hpp"
@@ -155,11 +156,14 @@ struct client::impl {
   caf::actor supervisor;
   caf::actor aggregator;  // the health actor
   detail::runtime_api_actor api;  // the typed protocol; the facade's methods go through it
-  // ... except publish() and send_command(), straight to the connection actor.
-  caf::actor connection;
-  detail::command_origin origin;
-  // ... or, once connected, straight onto the NATS connection (no thread hop).
+  // ... except publish() and send_command(): once connected, straight onto
+  // the NATS connection from the caller's thread (no thread hop) ...
   std::shared_ptr<detail::publish_gate> gate = std::make_shared<detail::publish_gate>(conn_stats);
+  // ... else to the connection actor (under mx: any thread may publish while
+  // another disconnects), which counts and logs what it cannot publish.
+  caf::actor connection;
+  detail::log_limiter unsent_limiter;  // under mx
+  detail::command_origin origin;
 
   std::shared_ptr<run_control> control = std::make_shared<run_control>();
   std::shared_ptr<detail::transport> transport;  // null: NATS
@@ -182,6 +186,11 @@ struct client::impl {
     identity.version = cfg.service ? cfg.service->version : "1.0.0";
     identity.hostname = host_name();
     identity.instance_id = detail::uuid4();
+    origin.service = identity.service;
+    if (!cfg.channels.empty()) {
+      origin.default_domain = cfg.channels.front().domain;
+      origin.default_channel = cfg.channels.front().channel;
+    }
     if (auto endpoints = endpoints_of(cfg); !endpoints.empty())
       identity.metadata["endpoints"] = endpoints;
     // How often heartbeats come: a monitor judges silence by it (3 missed = stale).
@@ -191,6 +200,9 @@ struct client::impl {
 
   void start_actors();
   void start_api(caf::actor connection, caf::actor commands);
+  /// Publishes through the gate, else through the connection actor; with
+  /// neither (not connected yet, or disconnected), counts and logs it.
+  void send_out(std::string subject, std::string data, bool command);
   /// The most a graceful shutdown can take, with a margin.
   double shutdown_budget() const {
     return (cfg.service ? cfg.service->shutdown_timeout : 10.0) + 5.0;
@@ -256,12 +268,14 @@ void client::impl::start_actors() {
 }
 
 void client::impl::start_api(caf::actor conn, caf::actor commands) {
-  connection = std::move(conn);
-  origin = {identity.service, cfg.channels.front().domain, cfg.channels.front().channel};
+  {
+    std::lock_guard<std::mutex> guard{mx};
+    connection = conn;
+  }
   detail::runtime_api_spec spec;
   spec.origin = origin;
   spec.supervisor = supervisor;
-  spec.connection = connection;
+  spec.connection = std::move(conn);
   spec.commands = std::move(commands);
   spec.health = aggregator;
   spec.chat_min_delay = cfg.chat_min_delay;
@@ -314,7 +328,26 @@ void client::impl::stop_actors() {
   supervisor = nullptr;
   aggregator = nullptr;
   api = nullptr;  // it quit with the supervisor
+  std::lock_guard<std::mutex> guard{mx};
   connection = nullptr;
+}
+
+void client::impl::send_out(std::string subject, std::string data, bool command) {
+  if (gate->publish(subject, data, command))
+    return;
+  std::lock_guard<std::mutex> guard{mx};
+  if (connection) {
+    if (command)
+      caf::anon_send(connection, command_atom::value, std::move(subject), std::move(data));
+    else
+      caf::anon_send(connection, publish_atom::value, std::move(subject), std::move(data));
+    return;
+  }
+  detail::bump(conn_stats->publish_errors);
+  std::uint64_t suppressed = 0;
+  if (unsent_limiter.admit("unsent", suppressed))
+    log->error("cannot publish to {}: not connected (connect() first){}", subject,
+               suppressed ? fmt::format(" ({} more failures suppressed)", suppressed) : "");
 }
 
 // -- client ---------------------------------------------------------------------
@@ -564,10 +597,7 @@ std::string client::send_command(std::string_view service, std::string_view type
                        domain.value_or(std::string{}), channel.value_or(std::string{})};
   // Not a request: the caller (often a handler) does not wait for the runtime.
   auto id = detail::uuid4();
-  auto subject = subjects::command(cmd.service);
-  auto data = detail::command_body(s.origin, cmd, id).dump();
-  if (!s.gate->publish(subject, data, true))
-    caf::anon_send(s.connection, command_atom::value, std::move(subject), std::move(data));
+  s.send_out(subjects::command(cmd.service), detail::command_body(s.origin, cmd, id).dump(), true);
   return id;
 }
 
@@ -585,10 +615,7 @@ void client::publish(std::string_view subject, std::string_view data) {
     impl_->log->error("publish: an empty subject (message dropped)");
     return;
   }
-  std::string subj{subject};
-  std::string body{data};
-  if (!impl_->gate->publish(subj, body, false))
-    caf::anon_send(impl_->connection, publish_atom::value, std::move(subj), std::move(body));
+  impl_->send_out(std::string{subject}, std::string{data}, false);
 }
 
 void client::publish(std::string_view subject, const nlohmann::json& body) {

@@ -341,6 +341,33 @@ TEST_CASE("send_command publishes PROTOCOL §2's request body", "[client][comman
   }
 }
 
+TEST_CASE("publish and send_command before connect() are counted and logged, not lost silently",
+          "[client][commands]") {
+  nats_server server;
+  std::ostringstream log_text;
+  auto logger = std::make_shared<spdlog::logger>(
+    "unsent-test", std::make_shared<spdlog::sinks::ostream_sink_mt>(log_text));
+  bus_client bus(server.url());
+  bus.subscribe("kryten.robot.command");
+  bus.subscribe("early.subject");
+  kryten::client client{make_config(server.url(), "my-bot"), logger};
+  client.publish("early.subject", std::string_view{"too soon"});
+  CHECK(is_uuid4(client.send_command("robot", "say", {{"message", "too soon"}})));
+  client.connect();
+  CHECK(client.health().publish_errors == 2);
+  // Once connected, both go out.
+  client.publish("early.subject", std::string_view{"in time"});
+  client.send_command("robot", "say", {{"message", "in time"}});
+  REQUIRE(bus.wait_for("early.subject", 5s));
+  REQUIRE(bus.wait_for("kryten.robot.command", 5s));
+  CHECK(bus.messages_on("early.subject").size() == 1);
+  CHECK(bus.messages_on("early.subject")[0].data == "in time");
+  CHECK(bus.messages_on("kryten.robot.command").size() == 1);
+  client.disconnect();
+  CHECK(log_text.str().find("cannot publish to early.subject: not connected")
+        != std::string::npos);
+}
+
 // -- 4. serving commands --------------------------------------------------------
 
 TEST_CASE("on_command answers requests on kryten.<service>.command", "[client][commands]") {
