@@ -112,9 +112,7 @@ void on_event_msg(natsConnection*, natsSubscription* nsub, natsMsg* msg, void* c
   if (!more) {
     sub->wake_all();
     // A backlog that cnats held is worked off: its memory goes back.
-    if (sub->backlog_peak_bytes >= release_after_backlog_bytes)
-      release_after_backlog(sub->backlog_peak_bytes, "subscription " + sub->subject, *sub->log);
-    sub->backlog_peak_bytes = 0;
+    release_after_backlog(sub->backlog_peak_bytes, "subscription", sub->subject, *sub->log);
   }
   leave_delivery(*sub->stats);
 }

@@ -31,15 +31,16 @@ std::int64_t release_freed_memory() {
   return std::max<std::int64_t>(0, before - resident_bytes());
 }
 
-void release_after_backlog(std::int64_t& peak_bytes, std::string_view who, spdlog::logger& log) {
+void release_after_backlog(std::int64_t& peak_bytes, std::string_view kind,
+                           std::string_view name, spdlog::logger& log) {
   auto peak = std::exchange(peak_bytes, 0);
   if (peak < release_after_backlog_bytes)
     return;
   auto released = release_freed_memory();
   constexpr double mb = 1024.0 * 1024.0;
-  log.info("{} caught up with a backlog of {:.0f} MB; {:.0f} MB of freed memory returned to the "
-           "system ({:.0f} MB resident)",
-           who, peak / mb, released / mb, resident_bytes() / mb);
+  log.info("{} {} caught up with a backlog of {:.0f} MB; {:.0f} MB of freed memory returned to "
+           "the system ({:.0f} MB resident)",
+           kind, name, peak / mb, released / mb, resident_bytes() / mb);
 }
 
 }  // namespace kryten::detail

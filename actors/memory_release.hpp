@@ -26,9 +26,11 @@ std::int64_t resident_bytes();
 /// resident bytes that released (0 or more).
 std::int64_t release_freed_memory();
 
-/// `who` (e.g. "handler chatmsg#1") has worked off its backlog, whose peak
-/// is in `peak_bytes` (reset here): past release_after_backlog_bytes, the
-/// freed memory goes back to the system and `log` says so at info.
-void release_after_backlog(std::int64_t& peak_bytes, std::string_view who, spdlog::logger& log);
+/// `kind` `name` (e.g. "handler", "chatmsg#1") has worked off its backlog,
+/// whose peak is in `peak_bytes` (reset here): past
+/// release_after_backlog_bytes, the freed memory goes back to the system and
+/// `log` says so at info.
+void release_after_backlog(std::int64_t& peak_bytes, std::string_view kind,
+                           std::string_view name, spdlog::logger& log);
 
 }  // namespace kryten::detail

@@ -4,8 +4,8 @@
 // to the runtime's own actors (connection, supervisor, commands, health) and
 // answers without blocking; it numbers handler labels. It runs on a thread
 // of its own and quits with the supervisor. (The facade's publish() and
-// send_command() go straight to the connection actor instead: a handler's
-// reply takes one thread hop less.)
+// send_command() do not come here: they publish through the publish gate,
+// else send to the connection actor; a handler's reply takes no thread hop.)
 //
 // Protocol: runtime_actor, plus for the client
 //   (add_atom, handler_registration)     -> std::string label (callbacks, factories)

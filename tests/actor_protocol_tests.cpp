@@ -26,6 +26,11 @@ using kryten::test::wait_until;
 
 namespace {
 
+/// The greeters' answer to `m`: a say command back to its channel.
+kryten::outgoing_command greeting_for(const kryten::chat_message& m) {
+  return {"robot", "say", {{"message", "hello " + m.username}}, m.domain, m.channel};
+}
+
 /// Answers "!hello" by asking the runtime to send the robot a say command,
 /// and records the request id the runtime answered with.
 caf::behavior greeter(caf::event_based_actor* self, kryten::runtime_actor rt,
@@ -34,9 +39,7 @@ caf::behavior greeter(caf::event_based_actor* self, kryten::runtime_actor rt,
     [=](const kryten::chat_message& m) {
       if (m.message != "!hello")
         return;
-      kryten::outgoing_command say{"robot", "say", {{"message", "hello " + m.username}},
-                                   m.domain, m.channel};
-      self->request(rt, 5s, kryten::command_atom::value, std::move(say))
+      self->request(rt, 5s, kryten::command_atom::value, greeting_for(m))
         .then([ids](const std::string& id) { ids->add(id); });
     },
   };
@@ -50,9 +53,7 @@ caf::behavior unanswered_greeter(caf::event_based_actor* self, kryten::runtime_a
     [=](const kryten::chat_message& m) {
       if (m.message != "!hello")
         return;
-      kryten::outgoing_command say{"robot", "say", {{"message", "hello " + m.username}},
-                                   m.domain, m.channel};
-      self->send(rt, kryten::command_atom::value, std::move(say), request_id);
+      self->send(rt, kryten::command_atom::value, greeting_for(m), request_id);
     },
   };
 }
@@ -77,6 +78,26 @@ caf::behavior listener(caf::event_based_actor*, recorder<std::string>* seen) {
   };
 }
 
+/// Runs a service "proto" whose chat handler is the actor `factory` makes,
+/// says "!hello" as `user`, and returns the command it sends the robot
+/// (with `ids`: once the actor has recorded the request id it was answered).
+json command_after_hello(const kryten::runtime_actor_factory& factory, const std::string& user,
+                         recorder<std::string>* ids = nullptr) {
+  nats_server server;
+  bus_client observer{server.url()};
+  observer.subscribe("kryten.robot.command");
+  kryten::client client{make_config(server.url(), "proto")};
+  client.on_actor("chatmsg", factory);
+  client.connect();
+  observer.publish(lounge_chat, chat_event(user, "!hello"));
+  auto cmd = observer.wait_for("kryten.robot.command", 5s);
+  REQUIRE(cmd);
+  if (ids)
+    REQUIRE(ids->wait_size(1));
+  client.disconnect();
+  return json::parse(cmd->data);
+}
+
 /// Asks the runtime from the test's thread, as an actor would, and waits.
 template <class T, class... Ts>
 caf::expected<T> ask(kryten::client& c, Ts&&... xs) {
@@ -95,53 +116,35 @@ bool answered_true(const caf::expected<bool>& x) {
 
 TEST_CASE("a user actor made by a factory sends commands through the runtime handle",
           "[protocol]") {
-  nats_server server;
-  bus_client observer{server.url()};
-  observer.subscribe("kryten.robot.command");
   recorder<std::string> ids;
-  kryten::client client{make_config(server.url(), "proto")};
-  client.on_actor("chatmsg", kryten::runtime_actor_factory{
-                               [&ids](caf::actor_system& sys, kryten::runtime_actor rt) {
-                                 return sys.spawn(greeter, rt, &ids);
-                               }});
-  client.connect();
-  observer.publish(lounge_chat, chat_event("alice", "!hello"));
-  auto cmd = observer.wait_for("kryten.robot.command", 5s);
-  REQUIRE(cmd);
-  auto body = json::parse(cmd->data);
+  auto body = command_after_hello(
+    [&ids](caf::actor_system& sys, kryten::runtime_actor rt) {
+      return sys.spawn(greeter, rt, &ids);
+    },
+    "alice", &ids);
   CHECK(body["command"] == "say");
   CHECK(body["args"]["message"] == "hello alice");
   CHECK(body["meta"]["source"] == "proto");
   CHECK(body["meta"]["channel"] == "lounge");
   CHECK(body["meta"]["domain"] == "cytu.be");
   CHECK(kryten::test::is_iso8601(body["meta"]["timestamp"].get<std::string>()));
-  REQUIRE(ids.wait_size(1));
+  REQUIRE(ids.size() == 1);
   CHECK(ids.items()[0] == body["meta"]["request_id"]);
   CHECK(kryten::test::is_uuid4(ids.items()[0]));
-  client.disconnect();
 }
 
 TEST_CASE("a user actor sends a command without waiting, under its own request id",
           "[protocol]") {
-  nats_server server;
-  bus_client observer{server.url()};
-  observer.subscribe("kryten.robot.command");
   const std::string id = "0b9a5c1e-2f4d-4c8a-9e1f-3a7b6c5d4e21";
-  kryten::client client{make_config(server.url(), "proto")};
-  client.on_actor("chatmsg", kryten::runtime_actor_factory{
-                               [&id](caf::actor_system& sys, kryten::runtime_actor rt) {
-                                 return sys.spawn(unanswered_greeter, rt, id);
-                               }});
-  client.connect();
-  observer.publish(lounge_chat, chat_event("bob", "!hello"));
-  auto cmd = observer.wait_for("kryten.robot.command", 5s);
-  REQUIRE(cmd);
-  auto body = json::parse(cmd->data);
+  auto body = command_after_hello(
+    [&id](caf::actor_system& sys, kryten::runtime_actor rt) {
+      return sys.spawn(unanswered_greeter, rt, id);
+    },
+    "bob");
   CHECK(body["command"] == "say");
   CHECK(body["args"]["message"] == "hello bob");
   CHECK(body["meta"]["request_id"] == id);
   CHECK(body["meta"]["source"] == "proto");
-  client.disconnect();
 }
 
 TEST_CASE("an actor serves a command and its command_result is the reply", "[protocol]") {
