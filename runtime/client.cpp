@@ -160,7 +160,8 @@ struct client::impl {
   // the NATS connection from the caller's thread (no thread hop) ...
   std::shared_ptr<detail::publish_gate> gate = std::make_shared<detail::publish_gate>(conn_stats);
   // ... else to the connection actor (under mx: any thread may publish while
-  // another disconnects), which counts and logs what it cannot publish.
+  // another disconnects), which counts and logs what it cannot publish
+  // (before connect() too: it exists from construction on).
   caf::actor connection;
   detail::log_limiter unsent_limiter;  // under mx
   detail::command_origin origin;
@@ -201,7 +202,8 @@ struct client::impl {
   void start_actors();
   void start_api(caf::actor connection, caf::actor commands);
   /// Publishes through the gate, else through the connection actor; with
-  /// neither (not connected yet, or disconnected), counts and logs it.
+  /// neither (its actors stopped: after run() returned, or while the client
+  /// is destroyed), counts and logs it.
   void send_out(std::string subject, std::string data, bool command);
   /// The most a graceful shutdown can take, with a margin.
   double shutdown_budget() const {
@@ -346,7 +348,7 @@ void client::impl::send_out(std::string subject, std::string data, bool command)
   detail::bump(conn_stats->publish_errors);
   std::uint64_t suppressed = 0;
   if (unsent_limiter.admit("unsent", suppressed))
-    log->error("cannot publish to {}: not connected (connect() first){}", subject,
+    log->error("cannot publish to {}: the client's runtime has stopped{}", subject,
                suppressed ? fmt::format(" ({} more failures suppressed)", suppressed) : "");
 }
 

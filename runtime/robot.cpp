@@ -27,8 +27,11 @@ std::string robot::send(const outgoing_command& cmd, const robot_target& to) {
 
 std::string robot::send_chat_command(outgoing_command cmd, const robot_target& to) {
   // Not a request: the throttle spaces the message out, the caller goes on.
+  auto rt = client_.runtime();
+  if (!rt)
+    throw request_error("chat: not connected (connect() first)", error_code::not_connected);
   auto id = detail::uuid4();
-  caf::anon_send(client_.runtime(), chat_atom::value, aimed(std::move(cmd), to), id);
+  caf::anon_send(rt, chat_atom::value, aimed(std::move(cmd), to), id);
   return id;
 }
 

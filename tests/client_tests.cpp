@@ -341,7 +341,8 @@ TEST_CASE("send_command publishes PROTOCOL §2's request body", "[client][comman
   }
 }
 
-TEST_CASE("publish and send_command before connect() are counted and logged, not lost silently",
+TEST_CASE("publish and send_command before connect() or after run() returned are counted and "
+          "logged, not lost silently",
           "[client][commands]") {
   nats_server server;
   std::ostringstream log_text;
@@ -363,9 +364,18 @@ TEST_CASE("publish and send_command before connect() are counted and logged, not
   CHECK(bus.messages_on("early.subject").size() == 1);
   CHECK(bus.messages_on("early.subject")[0].data == "in time");
   CHECK(bus.messages_on("kryten.robot.command").size() == 1);
-  client.disconnect();
   CHECK(log_text.str().find("cannot publish to early.subject: not connected")
         != std::string::npos);
+  // Once run() has returned, the runtime's actors are gone: neither vanishes either.
+  client.stop("done");
+  CHECK(client.run() == 0);
+  client.publish("late.subject", std::string_view{"too late"});
+  CHECK(is_uuid4(client.send_command("robot", "say", {{"message", "too late"}})));
+  CHECK(log_text.str().find("cannot publish to late.subject: the client's runtime has stopped")
+        != std::string::npos);
+  // The second within 10 s is counted; its line is suppressed.
+  CHECK(log_text.str().find("cannot publish to kryten.robot.command: the client's runtime")
+        == std::string::npos);
 }
 
 // -- 4. serving commands --------------------------------------------------------

@@ -102,6 +102,22 @@ TEST_CASE("robot helpers send kryten-py's commands", "[robot]") {
   CHECK(client.health().commands_sent == expected.size());
 }
 
+TEST_CASE("send_chat after run() returned throws not_connected instead of losing the message",
+          "[robot]") {
+  nats_server server;
+  kryten::client client{make_config(server.url(), "bot")};
+  client.connect();
+  client.stop("done");
+  REQUIRE(client.run() == 0);
+  kryten::robot robot{client};
+  try {
+    robot.send_chat("too soon");
+    FAIL("send_chat did not throw");
+  } catch (const kryten::request_error& e) {
+    CHECK(e.code() == kryten::error_code::not_connected);
+  }
+}
+
 TEST_CASE("send_chat and send_pm are spaced by the throttle, and callers do not wait", "[robot]") {
   nats_server server;
   bus_client bus(server.url());

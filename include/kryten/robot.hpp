@@ -40,7 +40,8 @@ public:
   explicit robot(client& c) : client_(c) {}
 
   // -- chat (throttled: chat_min_delay + 0..chat_jitter seconds apart) -----------
-  // Each returns the command's request id at once.
+  // Each returns the command's request id at once; request_error
+  // (not_connected) once the client's run() has returned.
   std::string send_chat(const std::string& message, const robot_target& to = {});
   std::string send_pm(const std::string& user, const std::string& message,
                       const robot_target& to = {});
