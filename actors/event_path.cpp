@@ -112,7 +112,7 @@ void on_event_msg(natsConnection*, natsSubscription* nsub, natsMsg* msg, void* c
   if (!more) {
     sub->wake_all();
     // A backlog that cnats held is worked off: its memory goes back.
-    release_after_backlog(sub->backlog_peak_bytes, "subscription", sub->subject, *sub->log);
+    release_after_backlog(sub->backlog_peak_bytes, "subscription", sub->subject, sub->log);
   }
   leave_delivery(*sub->stats);
 }

@@ -118,7 +118,7 @@ std::int64_t dispatch(const handler_spec& spec, const caf::message& msg, std::in
 /// The handler has caught up: after a backlog that held a lot, the heap's
 /// freed pages go back to the system (actors/memory_release.hpp).
 void caught_up(const handler_spec& spec, std::int64_t& backlog_peak_bytes) {
-  release_after_backlog(backlog_peak_bytes, "handler", spec.label, *spec.log);
+  release_after_backlog(backlog_peak_bytes, "handler", spec.label, spec.log);
 }
 
 /// Runs events from the inbox until it is empty or the batch is used up; then

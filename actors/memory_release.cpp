@@ -32,13 +32,15 @@ std::int64_t release_freed_memory() {
 }
 
 void release_after_backlog(std::int64_t& peak_bytes, std::string_view kind,
-                           std::string_view name, spdlog::logger& log) {
+                           std::string_view name, const std::shared_ptr<spdlog::logger>& log) {
   auto peak = std::exchange(peak_bytes, 0);
   if (peak < release_after_backlog_bytes)
     return;
   auto released = release_freed_memory();
+  if (!log)
+    return;
   constexpr double mb = 1024.0 * 1024.0;
-  log.info("{} {} caught up with a backlog of {:.0f} MB; {:.0f} MB of freed memory returned to "
+  log->info("{} {} caught up with a backlog of {:.0f} MB; {:.0f} MB of freed memory returned to "
            "the system ({:.0f} MB resident)",
            kind, name, peak / mb, released / mb, resident_bytes() / mb);
 }

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string_view>
 
 #include <spdlog/logger.h>
@@ -29,8 +30,8 @@ std::int64_t release_freed_memory();
 /// `kind` `name` (e.g. "handler", "chatmsg#1") has worked off its backlog,
 /// whose peak is in `peak_bytes` (reset here): past
 /// release_after_backlog_bytes, the freed memory goes back to the system and
-/// `log` says so at info.
+/// `log` (when there is one) says so at info.
 void release_after_backlog(std::int64_t& peak_bytes, std::string_view kind,
-                           std::string_view name, spdlog::logger& log);
+                           std::string_view name, const std::shared_ptr<spdlog::logger>& log);
 
 }  // namespace kryten::detail
