@@ -132,6 +132,7 @@ struct http_connection_loop::state {
   // -- the I/O thread's own --
   std::map<std::uint64_t, connection> conns;  // by id: in the order accepted
   std::uint64_t next_id = 1;
+  std::vector<std::uint64_t> due;  // expire()'s, kept to reuse its memory
   clock::time_point accept_paused_until{};
   bool listener_open = true;
 
@@ -375,25 +376,52 @@ struct http_connection_loop::state {
     return unread ? room::later : room::none;
   }
 
+  static bool still_sending(const connection& c) {
+    return c.ph == phase::reading || c.ph == phase::body;
+  }
+
+  /// Reads what already waits on a connection whose deadline has passed:
+  /// when the loop itself was late (a stalled machine), a request that
+  /// arrived in time is answered, not timed out.
+  void read_waiting(std::uint64_t id, clock::time_point now) {
+    const auto most = (limits.head.max_head_bytes + limits.max_body_bytes) / 4096 + 2;
+    for (std::size_t i = 0; i < most; ++i) {
+      auto it = conns.find(id);
+      if (it == conns.end() || !still_sending(it->second))
+        return;
+      pollfd p{it->second.fd, POLLIN, 0};
+      if (::poll(&p, 1, 0) != 1)
+        return;
+      on_readable(id, it->second, now);
+    }
+  }
+
   void expire(clock::time_point now) {
-    for (auto it = conns.begin(); it != conns.end();) {
+    due.clear();
+    for (auto& [id, c] : conns)
+      if (c.ph != phase::queued && c.deadline <= now)
+        due.push_back(id);
+    for (auto id : due) {
+      if (auto it = conns.find(id); it != conns.end() && still_sending(it->second))
+        read_waiting(id, now);
+      auto it = conns.find(id);
+      if (it == conns.end() || it->second.deadline > now)
+        continue;  // closed, or on to its next phase
       auto& c = it->second;
-      if (c.ph == phase::queued || c.deadline > now) {
-        ++it;
-        continue;
-      }
-      if (c.ph == phase::reading || c.ph == phase::body) {
+      if (still_sending(c)) {
         ++n_timed_out;
         note("timeout", "HTTP probe: closed a connection that sent no complete request within " +
                           std::to_string(limits.request_timeout.count()) + " ms");
         send_once_and_close(c.fd, timeout_bytes);
+      } else if (c.ph == phase::queued) {
+        continue;  // its request is complete and with the workers
       } else {
         if (c.ph == phase::writing)
           note("write_timeout", "HTTP probe: a client did not take its answer within " +
                                   std::to_string(limits.write_timeout.count()) + " ms");
         close_fd(c.fd);
       }
-      it = conns.erase(it);
+      conns.erase(it);
     }
   }
 

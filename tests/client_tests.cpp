@@ -48,6 +48,7 @@ using kryten::test::lounge_chat;
 using kryten::test::make_config;
 using kryten::test::raw_event_json;
 using kryten::test::recorder;
+using kryten::test::stalling_sink;
 using kryten::test::time_of;
 using kryten::test::wait_until;
 
@@ -835,47 +836,11 @@ TEST_CASE("once a large backlog is handled, the memory that held it goes back to
   CHECK(text_out.find("MB of freed memory returned to the system") != std::string::npos);
 }
 
-namespace {
-
-/// A log sink that holds the thread logging the first "skipped bad message"
-/// until `gate` opens: a way to stall cnats' delivery thread from outside.
-class stalling_sink : public spdlog::sinks::base_sink<std::mutex> {
-public:
-  explicit stalling_sink(std::shared_future<void> gate) : gate_(std::move(gate)) {}
-
-  /// Whether a line logged so far contains `needle` (any thread).
-  bool logged(std::string_view needle) {
-    std::lock_guard<std::mutex> guard{mutex_};
-    return out_.str().find(needle) != std::string::npos;
-  }
-
-protected:
-  void sink_it_(const spdlog::details::log_msg& msg) override {
-    std::string_view text{msg.payload.data(), msg.payload.size()};
-    out_ << text << "\n";
-    if (!stalled_ && text.find("skipped bad message") != std::string_view::npos) {
-      stalled_ = true;
-      // Unlocked while waiting, so that other threads can still log.
-      mutex_.unlock();
-      gate_.wait();
-      mutex_.lock();
-    }
-  }
-  void flush_() override {}
-
-private:
-  std::ostringstream out_;
-  std::shared_future<void> gate_;
-  bool stalled_ = false;
-};
-
-}  // namespace
-
 TEST_CASE("a backlog that cnats held goes back to the system once it is delivered",
           "[client][backpressure][burst][memory]") {
   nats_server server;
   latch gate;
-  auto sink = std::make_shared<stalling_sink>(gate.future);
+  auto sink = std::make_shared<stalling_sink>("skipped bad message", gate.future);
   auto logger = std::make_shared<spdlog::logger>("memory-test", sink);
   logger->set_level(spdlog::level::info);
   std::atomic<int> handled{0};

@@ -337,8 +337,9 @@ struct fixture {
   std::shared_ptr<std::ostringstream> log_text = std::make_shared<std::ostringstream>();
   std::unique_ptr<http_server> server;
 
-  explicit fixture(probe_limits limits = {}) {
-    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(*log_text);
+  explicit fixture(probe_limits limits = {}, spdlog::sink_ptr sink = nullptr) {
+    if (!sink)
+      sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(*log_text);
     auto log = std::make_shared<spdlog::logger>("abuse-test", sink);
     server = std::make_unique<http_server>("127.0.0.1", 0, kryten::detail::probe_routes{},
                                            callbacks_for(rt), log, limits);
@@ -453,6 +454,41 @@ TEST_CASE("abuse: a trickling connection is closed at its total deadline, not pe
   CHECK(r.status == 408);
   CHECK(took >= 550ms);
   CHECK(took < limits.request_timeout + slack);
+}
+
+TEST_CASE("abuse: a request that arrived while the server was held past its deadline is answered",
+          "[http][abuse][timing]") {
+  // The I/O thread is held in a log line (a stalled machine, seen from
+  // outside) while a client's whole request arrives; it resumes past that
+  // connection's deadline. What arrived in time is answered, not timed out.
+  probe_limits limits;
+  limits.request_timeout = 300ms;
+  limits.budget = 5s;  // the request is not late for the runtime, only for the loop
+  limits.deadline = 4s;
+  kryten::test::latch gate;
+  auto sink = std::make_shared<kryten::test::stalling_sink>("answered 400", gate.future);
+  fixture f(limits, sink);
+  int waiting = connect_to(f.port());
+  REQUIRE(waiting >= 0);
+  // Accepted once a request on another connection went through the loop.
+  REQUIRE(http_exchange(f.port(), get_request("/livez")).status == 200);
+  const auto accepted_by = steady_clock::now();
+
+  int bad = connect_to(f.port());
+  REQUIRE(bad >= 0);
+  REQUIRE(send_all(bad, "NOT HTTP\r\n\r\n"));
+  REQUIRE(kryten::test::wait_until([&] { return sink->logged("answered 400"); }, 5s));
+  REQUIRE(send_all(waiting, get_request("/health")));
+  std::this_thread::sleep_until(accepted_by + limits.request_timeout + 200ms);
+  gate.open();
+
+  raw_reply r;
+  read_to_close(waiting, r, steady_clock::now() + 3s);
+  parse_status(r);
+  INFO(r.text);
+  CHECK(r.status == 200);
+  ::close(waiting);
+  ::close(bad);
 }
 
 // -- (b) many clients -----------------------------------------------------------------
@@ -667,6 +703,7 @@ TEST_CASE("abuse: at the connection cap", "[http][abuse]") {
     // in progress into "late" answers before the third one arrives.
     limits.budget = 10s;
     limits.deadline = 9s;
+    limits.request_timeout = 9s;
     fixture f(limits);
     f.rt->set_stuck(true);
     std::atomic<int> answered_ok{0};

@@ -7,6 +7,7 @@
 #include <future>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -144,6 +145,41 @@ protected:
 
 private:
   std::string text_;
+};
+
+/// A log sink that holds the thread logging the first line containing
+/// `needle` until `gate` opens: a way to stall a runtime thread from outside
+/// (cnats' delivery thread, the HTTP probe's I/O thread).
+class stalling_sink : public spdlog::sinks::base_sink<std::mutex> {
+public:
+  stalling_sink(std::string needle, std::shared_future<void> gate)
+    : needle_(std::move(needle)), gate_(std::move(gate)) {}
+
+  /// Whether a line logged so far contains `text` (any thread).
+  bool logged(std::string_view text) {
+    std::lock_guard<std::mutex> guard{mutex_};
+    return out_.find(text) != std::string::npos;
+  }
+
+protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    std::string_view text{msg.payload.data(), msg.payload.size()};
+    out_.append(text.data(), text.size()).append("\n");
+    if (!stalled_ && text.find(needle_) != std::string_view::npos) {
+      stalled_ = true;
+      // Unlocked while waiting, so that other threads can still log.
+      mutex_.unlock();
+      gate_.wait();
+      mutex_.lock();
+    }
+  }
+  void flush_() override {}
+
+private:
+  std::string needle_;
+  std::shared_future<void> gate_;
+  std::string out_;
+  bool stalled_ = false;
 };
 
 }  // namespace kryten::test
