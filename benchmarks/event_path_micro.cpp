@@ -2,6 +2,9 @@
 // Benchmark. No NATS server, no other process: figures for one step at a time.
 //
 //   decode        bytes -> typed event (kryten::event_decoder, as the runtime)
+//   decode_envelope_fresh / _reused, decode_to_message
+//                 its steps: what the event's allocations and its CAF
+//                 message cost (the one-allocation lever of the event path)
 //   inbox         one push and one pop of a handler inbox (the hand-off)
 //   runtime/...   a batch of events through the real runtime to a handler:
 //                 decode -> route -> inbox -> handler actor, over the test
@@ -15,6 +18,7 @@
 #include <atomic>
 #include <chrono>
 #include <string>
+#include <variant>
 
 #include <benchmark/benchmark.h>
 #include <caf/make_message.hpp>
@@ -56,6 +60,47 @@ void decode(benchmark::State& state) {
 }
 BENCHMARK(decode);
 
+/// The envelope decoded into one reused object: its strings keep their
+/// capacity, so no allocation per event. Beside decode_envelope_fresh, the
+/// cost of the event's own allocations.
+void decode_envelope_reused(benchmark::State& state) {
+  kryten::event_decoder decoder;
+  auto body = chat_body(1);
+  kryten::event_envelope env;
+  for (auto _ : state) {
+    auto err = decoder.decode_envelope(body, env);
+    benchmark::DoNotOptimize(err);
+    benchmark::DoNotOptimize(env);
+  }
+}
+BENCHMARK(decode_envelope_reused);
+
+void decode_envelope_fresh(benchmark::State& state) {
+  kryten::event_decoder decoder;
+  auto body = chat_body(1);
+  for (auto _ : state) {
+    kryten::event_envelope env;
+    auto err = decoder.decode_envelope(body, env);
+    benchmark::DoNotOptimize(err);
+    benchmark::DoNotOptimize(env);
+  }
+}
+BENCHMARK(decode_envelope_fresh);
+
+/// The typed event wrapped in the CAF message the inbox carries.
+void decode_to_message(benchmark::State& state) {
+  kryten::event_decoder decoder;
+  auto body = chat_body(1);
+  for (auto _ : state) {
+    kryten::event_envelope env;
+    decoder.decode_envelope(body, env);
+    auto typed = decoder.to_typed(std::move(env));
+    auto msg = std::visit([](auto& x) { return caf::make_message(std::move(x)); }, typed);
+    benchmark::DoNotOptimize(msg);
+  }
+}
+BENCHMARK(decode_to_message);
+
 void inbox(benchmark::State& state) {
   kryten::detail::handler_inbox box{16384, std::int64_t{1} << 30};
   auto event = caf::make_message(std::string{"an event"});
@@ -84,7 +129,8 @@ kryten::kryten_config quiet_config() {
   return cfg;
 }
 
-void runtime(benchmark::State& state) {
+/// Events through the runtime: `body` to a handler that counts them.
+void run_events(benchmark::State& state, const std::string& body) {
   kryten::testing::test_service svc{quiet_config()};
   std::atomic<std::int64_t> handled{0};
   svc.client().on("chatmsg", [&](const kryten::chat_message& m) {
@@ -93,7 +139,6 @@ void runtime(benchmark::State& state) {
   });
   svc.start();
   const std::string subject = "kryten.events.cytube.lounge.chatMsg";
-  auto body = chat_body(1);
   std::int64_t expected = 0;
   for (auto _ : state) {
     for (int i = 0; i < batch; ++i)
@@ -111,6 +156,11 @@ void runtime(benchmark::State& state) {
     benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
   svc.stop();
 }
+
+void runtime(benchmark::State& state) {
+  run_events(state, chat_body(1));
+}
+
 BENCHMARK(runtime)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
