@@ -462,8 +462,10 @@ TEST_CASE("abuse: a request that arrived while the server was held past its dead
   // outside) while a client's whole request arrives; it resumes past that
   // connection's deadline. What arrived in time is answered, not timed out.
   probe_limits limits;
-  limits.request_timeout = 300ms;
-  limits.budget = 5s;  // the request is not late for the runtime, only for the loop
+  // Long enough that the set-up below (an exchange, a bad request) is done
+  // well within it even on a loaded machine.
+  limits.request_timeout = 2s;
+  limits.budget = 10s;  // the request is not late for the runtime, only for the loop
   limits.deadline = 4s;
   kryten::test::latch gate;
   auto sink = std::make_shared<kryten::test::stalling_sink>("answered 400", gate.future);
