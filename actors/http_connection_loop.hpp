@@ -4,7 +4,9 @@
 //
 // - every connection has a TOTAL deadline to deliver its request head (and a
 //   body up to max_body_bytes), counted from accept, not per read: one that
-//   misses it is sent 408 (best effort) and closed, however it trickles;
+//   misses it is sent 408 (best effort) and closed, however it trickles
+//   (what already waits on it is read first: a loop that was itself late
+//   does not time out a request that arrived in time);
 // - at most max_connections are open; when a new one arrives at the cap, one
 //   is closed to make room: the oldest whose answer is already out, else the
 //   oldest still sending its request that has had a chance to be read (slow
