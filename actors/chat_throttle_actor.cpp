@@ -54,8 +54,23 @@ void send_due(throttle_self* self) {
   }
 }
 
+/// What still waits when the throttle stops is never sent: said, with how many.
+void report_unsent(throttle_self* self) {
+  auto& s = self->state;
+  if (!s.waiting.empty())
+    s.spec.log->error("chat throttle: stopping with {} chat message(s) waiting for their turn; "
+                      "they are not sent (the first to {})",
+                      s.waiting.size(), s.waiting.front().first);
+}
+
 caf::behavior chat_throttle_actor(throttle_self* self, chat_throttle_spec spec) {
   self->state.spec = std::move(spec);
+  // Its owner's exit ends it even when normal (CAF's default handler ignores
+  // that, and the timer would then keep it alive, holding the shutdown).
+  self->set_exit_handler([self](caf::exit_msg& msg) {
+    report_unsent(self);
+    self->quit(msg.reason);
+  });
   return {
     [self](command_atom, std::string& subject, std::string& data) {
       auto& s = self->state;

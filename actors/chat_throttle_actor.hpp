@@ -2,7 +2,8 @@
 // does (at least chat_min_delay plus a random 0..chat_jitter seconds between
 // two, the first at once, across every channel), so that no caller waits:
 // commands queue here, in order, and go to the connection when due. Past
-// max_waiting queued, further ones are dropped, counted and logged.
+// max_waiting queued, further ones are dropped, counted and logged; those
+// still waiting when it stops are counted and logged too.
 //
 // Protocol:
 //   (command_atom, subject, data)   publish as a command when its turn comes
@@ -25,7 +26,7 @@ struct chat_throttle_spec {
   std::shared_ptr<spdlog::logger> log;
 };
 
-/// Spawned linked to `owner`, with which it goes (its timer would keep it alive).
+/// Spawned linked to `owner`, with which it goes whatever the exit reason.
 caf::actor spawn_chat_throttle_actor(caf::local_actor* owner, chat_throttle_spec spec);
 
 }  // namespace kryten::detail

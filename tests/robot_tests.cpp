@@ -8,6 +8,7 @@
 #include <string>
 
 #include <nlohmann/json.hpp>
+#include <spdlog/logger.h>
 
 #include "kryten/client.hpp"
 #include "kryten/robot.hpp"
@@ -157,6 +158,36 @@ TEST_CASE("send_chat and send_pm are spaced by the throttle, and callers do not 
     CHECK(gap >= 250ms);  // 0.3 s, less the arrival timing's slack
     CHECK(gap <= 900ms);  // 0.3 + 0.2 s, plus slack
   }
+}
+
+TEST_CASE("chat messages still waiting in the throttle at shutdown are logged, and do not hold it",
+          "[robot]") {
+  nats_server server;
+  bus_client bus(server.url());
+  bus.subscribe(robot_subject);
+  auto sink = std::make_shared<kryten::test::capture_sink>();
+  auto logger = std::make_shared<spdlog::logger>("throttle-test", sink);
+  auto cfg = make_config(server.url(), "bot");
+  cfg.chat_min_delay = 60;  // the second and third wait past the shutdown
+  std::chrono::steady_clock::time_point stopping;
+  {
+    kryten::client client{cfg, logger};
+    client.connect();
+    kryten::robot robot{client};
+    robot.send_chat("one");
+    robot.send_chat("two");
+    robot.send_pm("bob", "three");
+    REQUIRE(bus.wait_for(robot_subject, 5s, 1));
+    stopping = std::chrono::steady_clock::now();
+    client.stop("done");
+    REQUIRE(client.run() == 0);
+  }
+  // The throttle's timer (60 s away) does not hold the shutdown.
+  CHECK(std::chrono::steady_clock::now() - stopping < 10s);
+  INFO(sink->text());
+  CHECK(sink->text().find("chat throttle: stopping with 2 chat message(s) waiting for their turn; "
+                          "they are not sent (the first to kryten.robot.command)")
+        != std::string::npos);
 }
 
 TEST_CASE("robot requests: add_media's uid, get_user, get_channels, get_services", "[robot]") {
