@@ -19,6 +19,7 @@
 using namespace std::chrono_literals;
 using json = nlohmann::json;
 using kryten::test::bus_client;
+using kryten::test::capture_sink;
 using kryten::test::is_iso8601;
 using kryten::test::is_uuid4;
 using kryten::test::make_config;
@@ -165,7 +166,7 @@ TEST_CASE("chat messages still waiting in the throttle at shutdown are logged, a
   nats_server server;
   bus_client bus(server.url());
   bus.subscribe(robot_subject);
-  auto sink = std::make_shared<kryten::test::capture_sink>();
+  auto sink = std::make_shared<capture_sink>();
   auto logger = std::make_shared<spdlog::logger>("throttle-test", sink);
   auto cfg = make_config(server.url(), "bot");
   cfg.chat_min_delay = 60;  // the second and third wait past the shutdown
